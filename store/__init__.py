@@ -1,0 +1,1 @@
+"""imagelog: an audit log for image-generation calls."""

@@ -1,0 +1,68 @@
+"""Fixtures shared by every test: a fresh database on SQLite and on PostgreSQL.
+
+`db_url` is parametrized: each store test runs once on a new SQLite file and once on a new
+PostgreSQL schema (so parallel runs and helpers never see each other's rows). PostgreSQL comes
+from `IMAGELOG_TEST_POSTGRES_URL` (CI sets it), default the local server's `test` database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from store.db import make_engine
+
+POSTGRES_URL = os.environ.get(
+    "IMAGELOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # the suite must say why, not skip silently
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
+    yield engine
+    engine.dispose()
+
+
+def _postgres_schema_url(admin: Engine, schema: str) -> str:
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A URL to an empty database (no schema yet), on each backend in turn."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'imagelog.db'}"
+        return
+    admin = request.getfixturevalue("postgres_admin")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield _postgres_schema_url(admin, schema)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def engine(db_url) -> Iterator[Engine]:
+    """An engine on `db_url` with the schema upgraded to head."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """For tests that are about SQLite itself (the file, WAL, FTS5)."""
+    return f"sqlite:///{tmp_path / 'imagelog.db'}"
