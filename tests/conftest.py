@@ -15,7 +15,11 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from store import Recorder
 from store.db import make_engine
+from tests.standins import image_host as image_host_routes
+from tests.standins.openai_server import OpenAIStandIn
+from tests.standins.server import LoopbackServer
 
 POSTGRES_URL = os.environ.get(
     "IMAGELOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -66,3 +70,25 @@ def engine(db_url) -> Iterator[Engine]:
 def sqlite_url(tmp_path) -> str:
     """For tests that are about SQLite itself (the file, WAL, FTS5)."""
     return f"sqlite:///{tmp_path / 'imagelog.db'}"
+
+
+@pytest.fixture(scope="session")
+def image_host() -> Iterator[LoopbackServer]:
+    """The loopback image host of tests/standins/image_host.py (images, errors, broken hosts)."""
+    with LoopbackServer(image_host_routes.route) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openai_api() -> Iterator[OpenAIStandIn]:
+    """The loopback OpenAI-compatible images API of tests/standins/openai_server.py."""
+    with OpenAIStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+def recorder(db_url, tmp_path) -> Iterator[Recorder]:
+    """A Recorder on `db_url` with its own spool, retrying an absent database every 0.2 s."""
+    recorder = Recorder(db_url, spool_path=tmp_path / "spool.jsonl", retry_interval=0.2)
+    yield recorder
+    recorder.close(timeout=30)

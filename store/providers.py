@@ -1,0 +1,101 @@
+"""Which provider served a call, and through which gateway, from what the request shows.
+
+Order of evidence: a gateway's own routing headers (Portkey's `x-portkey-provider`) name the
+provider behind it; else the host (`api.openai.com`, `*.openai.azure.com`, ...); else the
+Azure path shape (`/openai/deployments/{name}/...`, which a private endpoint keeps); else the
+host name itself, so an unknown OpenAI-compatible host is still told apart from the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: Exact host -> provider, for OpenAI-compatible image APIs and the common others.
+PROVIDER_HOSTS: dict[str, str] = {
+    "api.openai.com": "openai",
+    "api.together.xyz": "together",
+    "api.together.ai": "together",
+    "api.x.ai": "xai",
+    "api.fireworks.ai": "fireworks",
+    "api.deepinfra.com": "deepinfra",
+    "openrouter.ai": "openrouter",
+    "generativelanguage.googleapis.com": "google",
+    "api.stability.ai": "stability",
+    "api.bfl.ai": "bfl",
+    "api.bfl.ml": "bfl",
+    "api.replicate.com": "replicate",
+    "fal.run": "fal",
+    "queue.fal.run": "fal",
+    "api.recraft.ai": "recraft",
+    "api.ideogram.ai": "ideogram",
+    "api.novita.ai": "novita",
+    "api.hyperbolic.xyz": "hyperbolic",
+    "api.siliconflow.com": "siliconflow",
+    "api.siliconflow.cn": "siliconflow",
+    "api.groq.com": "groq",
+    "api.mistral.ai": "mistral",
+    "api.segmind.com": "segmind",
+    "api.runware.ai": "runware",
+    "dashscope.aliyuncs.com": "alibaba",
+    "dashscope-intl.aliyuncs.com": "alibaba",
+    "ark.cn-beijing.volces.com": "bytedance",
+    "ark.ap-southeast.bytepluses.com": "bytedance",
+}
+#: Host suffix -> provider, for per-customer hosts.
+PROVIDER_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".openai.azure.com", "azure-openai"),
+    (".cognitiveservices.azure.com", "azure-openai"),
+    (".services.ai.azure.com", "azure-ai"),
+    (".aiplatform.googleapis.com", "vertex-ai"),
+)
+#: Gateways: they route to a provider and are recorded in metadata as `gateway`.
+GATEWAY_HOSTS: dict[str, str] = {
+    "api.portkey.ai": "portkey",
+    "gateway.ai.cloudflare.com": "cloudflare",
+    "oai.helicone.ai": "helicone",
+    "ai-gateway.vercel.sh": "vercel",
+}
+#: Helicone's OpenAI proxy host routes to OpenAI only.
+_GATEWAY_DEFAULT_PROVIDER = {"helicone": "openai"}
+_AZURE_PATH = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/")
+#: Cloudflare AI Gateway: /v1/{account}/{gateway}/{provider}/...
+_CLOUDFLARE_PATH = re.compile(r"^/v1/[^/]+/[^/]+/(?P<provider>[^/]+)/")
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    gateway: str | None = None
+
+
+def azure_deployment(path: str) -> str | None:
+    """The deployment name in an Azure OpenAI path (it stands for the model there)."""
+    match = _AZURE_PATH.search(path)
+    return match.group("deployment") if match else None
+
+
+def infer_route(host: str, path: str, headers: Mapping[str, str]) -> Route:
+    """The provider (and gateway, if any) of a request; `headers` have lower-case names."""
+    host = host.lower().rstrip(".")
+    gateway = GATEWAY_HOSTS.get(host)
+    if any(name.startswith("x-portkey-") for name in headers):
+        gateway = "portkey"
+    if gateway == "portkey":
+        named = headers.get("x-portkey-provider", "").strip().lstrip("@")
+        # Portkey's model catalog names a provider as "@slug"; a bare virtual key hides it.
+        return Route(named.split("/")[0] if named else "portkey", "portkey")
+    if gateway == "cloudflare" and (match := _CLOUDFLARE_PATH.match(path)):
+        return Route(match.group("provider"), gateway)
+    if gateway:
+        return Route(_GATEWAY_DEFAULT_PROVIDER.get(gateway, gateway), gateway)
+    return Route(provider_for_host(host) or ("azure-openai" if azure_deployment(path) else host))
+
+
+def provider_for_host(host: str) -> str | None:
+    """The provider a known API host belongs to, or None."""
+    host = host.lower().rstrip(".")
+    if host in PROVIDER_HOSTS:
+        return PROVIDER_HOSTS[host]
+    return next((name for suffix, name in PROVIDER_HOST_SUFFIXES if host.endswith(suffix)), None)

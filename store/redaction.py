@@ -1,0 +1,154 @@
+"""Keep credentials out of the log: request headers, request query strings, and free text.
+
+Three layers, because a key can leak three ways. Headers that carry credentials are dropped by
+name. Query values whose *name* looks like a credential (`key`, `token`, `sig`...) are masked
+in request URLs. And the exact secret values seen in a request are scrubbed from everything
+else recorded about that call (an error body that echoes the key, an exception message), with a
+pattern pass for well-known key shapes as a last net for text that never met the request.
+
+Image URLs in *responses* are left alone: their signature is the evidence of what was served
+and tells when it expires.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import ValidationError
+
+MASK = "[redacted]"
+
+#: Headers that carry credentials, by exact (lower-case) name.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+        "cookie",
+        "set-cookie",
+        "x-portkey-api-key",
+        "x-portkey-virtual-key",
+    }
+)
+#: Any header whose name contains one of these words is treated as a credential too.
+_SECRET_NAME_WORDS = re.compile(
+    r"auth|key|token|secret|cookie|passw|signature|credential|session", re.IGNORECASE
+)
+#: Query parameter names that carry credentials (`sig` for SAS, `X-Amz-Signature`...).
+_SECRET_QUERY_NAME = re.compile(
+    r"(^|[-_.])(key|apikey|api[-_]key|token|access[-_]token|sig|signature|secret|password"
+    r"|credential|code|auth)$|signature|token|secret|passw|credential",
+    re.IGNORECASE,
+)
+#: Well-known credential shapes, for text that never passed through a request.
+_KEY_SHAPES = re.compile(
+    r"(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\bsk-[A-Za-z0-9_-]{8,}"
+    r"|\br8_[A-Za-z0-9]{8,}"
+    r"|\bpk-[A-Za-z0-9_-]{8,}"
+    r"|(?i:(?:api[-_]?key|token|sig|signature|secret|password)=)[^&\s\"']+"
+)
+#: Shorter "secrets" would scrub ordinary words; real keys are far longer.
+MIN_SECRET_LENGTH = 8
+
+
+#: Portkey headers that describe the route, not the credentials; kept for provider inference.
+PORTKEY_PUBLIC_HEADERS = frozenset(
+    {"x-portkey-provider", "x-portkey-trace-id", "x-portkey-metadata", "x-portkey-cache-status"}
+)
+
+
+def is_secret_header(name: str) -> bool:
+    """True for a header that must never be stored (by name or by a credential-like word)."""
+    lowered = name.lower()
+    if lowered.startswith("x-portkey-"):
+        return lowered not in PORTKEY_PUBLIC_HEADERS
+    return lowered in SECRET_HEADERS or bool(_SECRET_NAME_WORDS.search(lowered))
+
+
+def safe_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The headers worth keeping, lower-cased, with every credential-bearing one dropped."""
+    return {name.lower(): value for name, value in headers if not is_secret_header(name)}
+
+
+def secret_values(headers: Iterable[tuple[str, str]], url: str) -> tuple[str, ...]:
+    """The credential strings a request carries, so they can be scrubbed from anything else."""
+    found: set[str] = set()
+    for name, value in headers:
+        if not is_secret_header(name):
+            continue
+        for part in re.split(r"[\s;,=]+", value):
+            if len(part) >= MIN_SECRET_LENGTH:
+                found.add(part)
+        if len(value) >= MIN_SECRET_LENGTH:
+            found.add(value)
+    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if _SECRET_QUERY_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH:
+            found.add(value)
+    # Longest first, so a value is never half-replaced by a shorter one it contains.
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def redact_url(url: str) -> str:
+    """The request URL with credential-like query values masked (names kept, order kept)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    masked = [(name, MASK if _SECRET_QUERY_NAME.search(name) else value) for name, value in pairs]
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="[]"), ""))
+
+
+class Scrubber:
+    """Replaces the secret values a request carried wherever they reappear.
+
+    `exact()` replaces only those values, so a response's image URL keeps its own signature;
+    `text()` (for error messages and exception text) also masks well-known key shapes.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = tuple(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
+
+    def exact(self, value: str) -> str:
+        for secret in self.secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def text(self, value: str) -> str:
+        return _KEY_SHAPES.sub(MASK, self.exact(value))
+
+    def json(self, value: Any) -> Any:
+        """A copy of `value` (dicts, lists, strings...) with the known secrets replaced."""
+        if isinstance(value, str):
+            return self.exact(value)
+        if isinstance(value, Mapping):
+            return {key: self.json(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.json(item) for item in value]
+        return value
+
+
+def describe_exception(exc: BaseException, scrubber: Scrubber | None = None) -> str:
+    """`Type: first line of the message`, scrubbed: what the log and the `error` column get.
+
+    Only the first line: SQLAlchemy appends the statement and its parameters on later lines.
+    A pydantic error gives its messages instead (its first line only names the model).
+    """
+    if isinstance(exc, ValidationError):
+        message = "; ".join(error["msg"] for error in exc.errors(include_url=False))
+    else:
+        cause = getattr(exc, "orig", None) or exc
+        lines = str(cause).strip().splitlines()
+        message = lines[0] if lines else ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return (scrubber or Scrubber()).text(text)

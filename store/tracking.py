@@ -1,0 +1,76 @@
+"""`recorder.track(...)`: record a call made through any SDK (Replicate, fal, a local model).
+
+The caller wraps the call in a `with` block and tells us what it got back; we time the block,
+and an exception inside it is recorded as an error and re-raised untouched. Nothing here
+raises into the caller's code for a recording problem: a bad image is logged and noted on the
+record instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from store.models import Status, utcnow
+from store.records import CallRecord, ImageRecord
+from store.redaction import Scrubber, describe_exception
+
+log = logging.getLogger(__name__)
+
+
+class TrackedCall:
+    """One tracked call: `add_image(...)` for each result, `set(...)` for anything else known."""
+
+    def __init__(self, sink: Callable[[CallRecord], None], **fields: Any) -> None:
+        self._sink = sink
+        self.record = CallRecord(source="track", **fields)
+        self._started: float | None = None
+
+    def add_image(
+        self,
+        url: Any = None,
+        *,
+        data: bytes | None = None,
+        b64: str | None = None,
+        revised_prompt: str | None = None,
+    ) -> None:
+        """Add one result: a hosted `url` (a string, or an object with `.url` such as
+        Replicate's FileOutput), raw `data` bytes, or a base64 string `b64`."""
+        if url is not None and not isinstance(url, str):
+            url = getattr(url, "url", None) or str(url)
+        try:
+            image = ImageRecord(url=url, data=data, b64_json=b64, revised_prompt=revised_prompt)
+        except ValueError as exc:
+            reason = describe_exception(exc)
+            log.warning("tracked image not recorded: %s", reason)
+            self.record.metadata.setdefault("image_notes", []).append(reason)
+            return
+        self.record.images.append(image)
+
+    def set(self, **fields: Any) -> None:
+        """Set record fields learnt during the call (`revised_prompt`, `usage`, `cost_usd`...)."""
+        for name, value in fields.items():
+            if name not in CallRecord.model_fields:
+                raise TypeError(f"{name!r} is not a CallRecord field")
+            setattr(self.record, name, value)
+
+    def __enter__(self) -> TrackedCall:
+        self.record.created_at = utcnow()
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._started is not None:
+            self.record.latency_ms = (time.perf_counter() - self._started) * 1000
+        if exc is not None:
+            self.record.status = Status.error
+            self.record.error = describe_exception(exc, Scrubber())
+        self._sink(self.record)  # the recorder's record(): never raises

@@ -1,0 +1,128 @@
+"""The Recorder's queue, background writer, flush / close, and the drain at exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from store import Recorder
+from store.records import CallRecord, ImageRecord
+from store.writer import GENERATIONS, IMAGES
+from tests.standins.openai_server import _draw
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def count(engine, table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_flush_waits_until_every_record_and_thumbnail_is_stored(recorder):
+    png = _draw("128x96", "flush")
+    for i in range(300):
+        recorder.record(CallRecord(provider="p", prompt=str(i), images=[ImageRecord(data=png)]))
+
+    assert recorder.flush(timeout=60)
+
+    assert count(recorder.engine, GENERATIONS) == 300
+    with recorder.engine.connect() as connection:
+        facts = connection.execute(select(IMAGES.c.thumbnail, IMAGES.c.width)).all()
+    assert len(facts) == 300
+    assert all(thumbnail and width == 128 for thumbnail, width in facts)
+
+
+def test_images_with_a_hosted_url_get_their_thumbnail_downloaded(recorder, openai_api):
+    url = openai_api.host(_draw("300x200", "hosted"))
+
+    recorder.record(CallRecord(provider="p", images=[ImageRecord(url=url)]))
+
+    assert recorder.flush(timeout=30)
+    with recorder.engine.connect() as connection:
+        row = connection.execute(select(IMAGES)).mappings().one()
+    assert (row["url"], row["width"], row["height"], row["url_state"]) == (url, 300, 200, "live")
+    assert row["thumbnail"]
+
+
+def test_full_size_copies_are_archived_when_asked(db_url, tmp_path):
+    png = _draw("64x48", "archive")
+    archive = tmp_path / "archive"
+
+    with Recorder(db_url, archive_dir=archive, spool_path=tmp_path / "s.jsonl") as recorder:
+        recorder.record(CallRecord(provider="p", images=[ImageRecord(data=png)]))
+        assert recorder.flush(timeout=30)
+        with recorder.engine.connect() as connection:
+            path = connection.execute(select(IMAGES.c.archive_path)).scalar_one()
+
+    assert Path(path).read_bytes() == png
+    assert Path(path).is_relative_to(archive)
+
+
+def test_no_thumbnails_are_made_when_they_are_turned_off(db_url, tmp_path):
+    with Recorder(db_url, thumbnails=False, spool_path=tmp_path / "s.jsonl") as recorder:
+        recorder.record(CallRecord(provider="p", images=[ImageRecord(data=_draw("8x8", "t"))]))
+        assert recorder.flush(timeout=30)
+        with recorder.engine.connect() as connection:
+            assert connection.execute(select(IMAGES.c.thumbnail)).scalar_one() is None
+
+
+def test_something_else_than_a_record_is_logged_and_not_raised(recorder, caplog):
+    caplog.set_level(logging.ERROR, logger="store")
+
+    recorder.record("not a call")  # type: ignore[arg-type]
+    recorder.record(CallRecord(provider="after"))
+
+    assert recorder.flush(timeout=30)
+    assert count(recorder.engine, GENERATIONS) == 1
+    assert any("takes a CallRecord, got str" in r.getMessage() for r in caplog.records)
+
+
+def test_records_after_close_go_to_the_spool_not_into_the_void(db_url, tmp_path):
+    recorder = Recorder(db_url, thumbnails=False, spool_path=tmp_path / "s.jsonl")
+    recorder.close()
+
+    recorder.record(CallRecord(provider="late"))
+
+    assert recorder.spool.pending()
+    assert "late" in recorder.spool.path.read_text()
+
+
+def test_records_left_in_the_queue_are_written_when_the_program_exits(db_url, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        from store import Recorder, CallRecord, ImageRecord
+        from tests.standins.openai_server import _draw
+        recorder = Recorder({db_url!r}, spool_path={str(tmp_path / "s.jsonl")!r})
+        png = _draw("64x64", "exit")
+        for i in range(50):
+            recorder.record(CallRecord(provider="exit", images=[ImageRecord(data=png)]))
+        # no flush, no close: the drain at exit must do it
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    subprocess.run([sys.executable, "-c", script], check=True, env=environment, timeout=120)
+
+    with Recorder(db_url, thumbnails=False, spool_path=tmp_path / "s.jsonl") as recorder:
+        assert count(recorder.engine, GENERATIONS) == 50
+        with recorder.engine.connect() as connection:
+            thumbnails = connection.execute(select(IMAGES.c.thumbnail)).scalars().all()
+    assert len(thumbnails) == 50 and all(thumbnails)
+
+
+def test_default_recorder_writes_to_the_configured_data_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("IMAGELOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("IMAGELOG_HOME", str(tmp_path))
+
+    with Recorder(thumbnails=False) as recorder:
+        recorder.record(CallRecord(provider="default"))
+        assert recorder.flush(timeout=30)
+
+    assert (tmp_path / "imagelog.db").exists()
+    assert recorder.spool.path == tmp_path / "imagelog.db.spool.jsonl"

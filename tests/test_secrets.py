@@ -1,0 +1,135 @@
+"""Credentials sent with a request never reach the database, the spool or the logs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import openai
+import pytest
+from openai import AzureOpenAI, OpenAI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from store import Recorder
+from store.redaction import MASK, Scrubber, redact_url, safe_headers, secret_values
+from tests.standins.openai_server import SCENARIO_HEADER
+
+#: Nothing listens on port 1: a database that is down from the start.
+UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/imagelog"
+
+
+def make_calls(recorder: Recorder, base_url: str, key: str) -> None:
+    """Every way a key travels: bearer, api-key, x-api-key, Portkey headers, cookie, query."""
+    http = recorder.httpx_client()
+    client = OpenAI(
+        base_url=base_url + "/v1",
+        api_key=key,
+        max_retries=0,
+        default_headers={
+            "x-api-key": key,
+            "x-portkey-api-key": key,
+            "x-portkey-virtual-key": key,
+            "cookie": f"session={key}",
+        },
+        default_query={"key": key, "sig": key, "access_token": key},
+        http_client=http,
+    )
+    client.images.generate(model="dall-e-3", prompt="keys everywhere")
+    with pytest.raises(openai.AuthenticationError):  # the stand-in echoes the key back
+        client.images.generate(prompt="echo", extra_headers={SCENARIO_HEADER: "echo-key"})
+    AzureOpenAI(
+        azure_endpoint=base_url, api_key=key, api_version="2024-10-21", http_client=http
+    ).images.generate(model="dalle", prompt="azure key")
+
+
+def stored_text(recorder: Recorder) -> bytes:
+    """Everything the database holds, as bytes: the files on SQLite, every row as text on PG."""
+    if recorder.engine.dialect.name == "sqlite":
+        database = Path(make_url(str(recorder.engine.url)).database)
+        files = [database, *database.parent.glob(database.name + "-*")]
+        return b"".join(path.read_bytes() for path in files if path.exists())
+    with recorder.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT g::text FROM generations g UNION ALL SELECT i::text FROM images i")
+        ).scalars()
+        return "\n".join(rows).encode()
+
+
+def test_api_key_never_reaches_the_database_spool_or_logs(recorder, openai_api, tmp_path, caplog):
+    key = f"sk-proj-{uuid.uuid4().hex}"
+    caplog.set_level(logging.DEBUG)
+    spooling = Recorder(UNREACHABLE_DATABASE, spool_path=tmp_path / "down.jsonl", thumbnails=False)
+
+    make_calls(recorder, openai_api.base_url, key)
+    make_calls(spooling, openai_api.base_url, key)
+    assert recorder.flush(timeout=30)
+    assert not spooling.flush(timeout=30)  # the database is down: all of it is in the spool
+    spooling.close()
+
+    stored = stored_text(recorder)
+    assert b"keys everywhere" in stored  # the rows are there...
+    assert key.encode() not in stored  # ...without the key
+    spool = (tmp_path / "down.jsonl").read_bytes()
+    assert spool.count(b"\n") == 3
+    assert key.encode() not in spool
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("store")]
+    assert ours  # the outage was logged...
+    assert not any(key in message for message in ours)  # ...without the key
+
+
+def test_response_image_url_keeps_its_own_signature(recorder, openai_api):
+    client = OpenAI(
+        base_url=openai_api.v1, api_key="sk-secret-000000000", http_client=recorder.httpx_client()
+    )
+
+    image = client.images.generate(model="dall-e-3", prompt="signed url")
+
+    assert recorder.flush(timeout=30)
+    with recorder.engine.connect() as connection:
+        url = connection.execute(text("SELECT url FROM images")).scalar_one()
+    assert url == image.data[0].url and "&sig=" in url
+
+
+def test_credential_query_values_are_masked_and_the_rest_kept():
+    url = "https://h.example/v1/images/generations?api-version=2024-10-21&key=abc&X-Amz-Signature=s&sig=q"
+
+    assert redact_url(url) == (
+        "https://h.example/v1/images/generations"
+        f"?api-version=2024-10-21&key={MASK}&X-Amz-Signature={MASK}&sig={MASK}"
+    )
+
+
+def test_user_info_in_a_request_url_is_dropped():
+    assert redact_url("https://user:pw@h.example/v1/x?a=1") == "https://h.example/v1/x?a=1"
+
+
+def test_credential_headers_are_dropped_and_routing_headers_kept():
+    headers = [
+        ("Authorization", "Bearer sk-1"),
+        ("api-key", "k"),
+        ("X-Api-Key", "k"),
+        ("x-portkey-api-key", "k"),
+        ("x-portkey-virtual-key", "k"),
+        ("x-portkey-config", "pc-secret"),
+        ("Cookie", "a=b"),
+        ("Ocp-Apim-Subscription-Key", "k"),
+        ("x-portkey-provider", "openai"),
+        ("Content-Type", "application/json"),
+    ]
+
+    assert safe_headers(headers) == {
+        "x-portkey-provider": "openai",
+        "content-type": "application/json",
+    }
+
+
+def test_secret_values_seen_in_a_request_are_scrubbed_from_text_and_json():
+    key = "sk-live-abcdef123456"
+    scrubber = Scrubber(secret_values([("Authorization", f"Bearer {key}")], "https://h/x"))
+
+    assert scrubber.json({"error": {"message": f"bad key {key}"}}) == {
+        "error": {"message": f"bad key {MASK}"}
+    }
+    assert scrubber.text("failed with token=zzzzzzzzzz") == f"failed with {MASK}"

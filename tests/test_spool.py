@@ -1,0 +1,188 @@
+"""While the database is away, records wait in the spool; when it is back, they are written."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from store import Recorder
+from store.records import CallRecord, ImageRecord
+from store.spool import Spool, default_spool_path, spool_line
+from store.writer import GENERATIONS, IMAGES, insert_calls
+from tests.standins.openai_server import _draw
+from tests.standins.tcp_proxy import TcpProxy
+
+
+class FlakyDatabase:
+    """A real database that can be taken away and brought back under the same URL.
+
+    PostgreSQL: a TCP proxy in front of the server, stopped and started. SQLite: a directory
+    squatting on the database file's path (SQLite cannot open it), removed to bring it back.
+    """
+
+    def __init__(self, db_url: str) -> None:
+        url = make_url(db_url)
+        self.proxy: TcpProxy | None = None
+        if url.get_backend_name() == "sqlite":
+            self.path = Path(url.database)
+            self.url = db_url
+        else:
+            self.proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+            self.proxy.start()
+            self.url = url.set(port=self.proxy.port).render_as_string(hide_password=False)
+
+    def down(self) -> None:
+        if self.proxy:
+            self.proxy.stop()
+        else:
+            self.path.mkdir(parents=True)
+
+    def up(self) -> None:
+        if self.proxy:
+            self.proxy.start()
+        else:
+            shutil.rmtree(self.path)
+
+    def close(self) -> None:
+        if self.proxy:
+            self.proxy.stop()
+
+
+@pytest.fixture
+def flaky(db_url) -> Iterator[FlakyDatabase]:
+    database = FlakyDatabase(db_url)
+    yield database
+    database.close()
+
+
+def count(engine, table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_calls_made_while_the_database_is_down_are_stored_when_it_returns(
+    flaky, openai_api, tmp_path
+):
+    flaky.down()
+    spool_path = tmp_path / "spool.jsonl"
+    recorder = Recorder(flaky.url, spool_path=spool_path, retry_interval=0.1)
+    client = OpenAI(base_url=openai_api.v1, api_key="sk-x", http_client=recorder.httpx_client())
+
+    results = [client.images.generate(model="gpt-image-1", prompt=f"outage {i}") for i in range(3)]
+
+    assert all(result.data[0].b64_json for result in results)  # the caller never noticed
+    assert not recorder.flush(timeout=30)  # stored in the spool, not yet in the database
+    assert spool_path.read_text().count("\n") == 3
+    flaky.up()
+    assert recorder.flush(timeout=30)
+    assert count(recorder.engine, GENERATIONS) == 3
+    with recorder.engine.connect() as connection:
+        thumbnails = connection.execute(select(IMAGES.c.thumbnail)).scalars().all()
+    assert len(thumbnails) == 3 and all(thumbnails)  # b64 bytes survived the spool
+    assert not spool_path.exists()
+    recorder.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_outage_in_the_middle_of_a_session_loses_nothing(flaky, tmp_path):
+    recorder = Recorder(flaky.url, spool_path=tmp_path / "spool.jsonl", retry_interval=0.1)
+    recorder.record(CallRecord(provider="before"))
+    assert recorder.flush(timeout=30)
+
+    flaky.down()  # cuts the pooled connections too
+    for i in range(5):
+        recorder.record(CallRecord(provider="during", prompt=str(i)))
+    assert not recorder.flush(timeout=30)
+    flaky.up()
+
+    assert recorder.flush(timeout=30)
+    assert count(recorder.engine, GENERATIONS) == 6
+    recorder.close()
+
+
+def test_replay_skips_records_already_stored(engine, tmp_path):
+    records = [CallRecord(provider="p", prompt=str(i)) for i in range(4)]
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append(records)
+    insert_calls(engine, records[:2])  # a replay that a crash cut short
+
+    replayed = spool.replay(lambda batch: insert_calls(engine, batch))
+
+    assert replayed == 4
+    assert count(engine, GENERATIONS) == 4
+    assert not spool.pending()
+
+
+def test_a_replay_cut_short_by_a_new_outage_keeps_the_file(engine, tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([CallRecord(provider="p")])
+    before = spool.path.read_bytes()
+
+    def database_gone(batch):
+        raise ConnectionError("gone again")
+
+    with pytest.raises(ConnectionError):
+        spool.replay(database_gone)
+
+    assert spool.path.read_bytes() == before
+
+
+def test_an_unreadable_line_is_set_aside_and_the_rest_replayed(engine, tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([CallRecord(provider="first")])
+    with spool.path.open("a") as file:
+        file.write('{"provider": "torn by a cra')  # a crash mid-write
+    spool.path.write_text(spool.path.read_text() + "\n" + spool_line(CallRecord(provider="x")))
+
+    replayed = spool.replay(lambda batch: insert_calls(engine, batch))
+
+    assert replayed == 2
+    rejected = spool.rejected_path.read_text()
+    assert "spool line 2 unreadable" in rejected and "torn by a cra" in rejected
+
+
+def test_image_bytes_survive_the_spool(tmp_path):
+    png = _draw("64x64", "spooled")
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([CallRecord(provider="p", images=[ImageRecord(data=png)])])
+    seen: list[CallRecord] = []
+
+    spool.replay(seen.extend)
+
+    assert seen[0].images[0].data == png
+
+
+def test_records_spooled_by_an_earlier_process_are_written_by_the_next_recorder(db_url, tmp_path):
+    spool_path = tmp_path / "spool.jsonl"
+    Spool(spool_path).append([CallRecord(provider="left over") for _ in range(3)])
+
+    with Recorder(db_url, spool_path=spool_path, thumbnails=False) as recorder:
+        assert recorder.flush(timeout=30)
+        assert count(recorder.engine, GENERATIONS) == 3
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite takes any length
+def test_a_record_the_database_refuses_is_set_aside_and_its_batch_stored(recorder):
+    good = [CallRecord(provider="good") for _ in range(3)]
+    bad = CallRecord(provider="bad", request_id="r" * 500)  # request_id is varchar(200)
+
+    for record in [good[0], bad, *good[1:]]:
+        recorder.record(record)
+
+    assert recorder.flush(timeout=30)
+    assert count(recorder.engine, GENERATIONS) == 3
+    rejected = recorder.spool.rejected_path.read_text()
+    assert bad.id in rejected and "database refused the record" in rejected
+
+
+def test_spool_sits_beside_a_sqlite_database_and_apart_for_each_server_database():
+    assert default_spool_path("sqlite:////data/log.db") == Path("/data/log.db.spool.jsonl")
+    one = default_spool_path("postgresql+psycopg://u:pw@db/one")
+    two = default_spool_path("postgresql+psycopg://u:pw@db/two")
+    assert one != two and one.suffix == ".jsonl"

@@ -1,0 +1,387 @@
+"""The recording httpx transports, driven by the real openai SDK against the loopback stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import httpx
+import openai
+import pytest
+from openai import AsyncOpenAI, AzureOpenAI, OpenAI
+from sqlalchemy import select
+
+from store import Recorder
+from store.providers import Route, infer_route
+from store.writer import GENERATIONS, IMAGES
+from tests.standins.openai_server import SCENARIO_HEADER, _draw
+
+API_KEY = "sk-test-transport-0123456789abcdef"
+
+
+def generations(recorder):
+    assert recorder.flush(timeout=30)
+    with recorder.engine.connect() as connection:
+        return connection.execute(select(GENERATIONS)).mappings().all()
+
+
+def images_of(recorder, generation_id):
+    with recorder.engine.connect() as connection:
+        query = select(IMAGES).where(IMAGES.c.generation_id == generation_id)
+        return connection.execute(query.order_by(IMAGES.c.position)).mappings().all()
+
+
+@pytest.fixture
+def client(recorder, openai_api):
+    with OpenAI(
+        base_url=openai_api.v1, api_key=API_KEY, http_client=recorder.httpx_client()
+    ) as client:
+        yield client
+
+
+def test_the_readme_snippet_records_a_call(db_url, openai_api, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGELOG_DATABASE_URL", db_url)
+    monkeypatch.setenv("IMAGELOG_HOME", str(tmp_path))
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_api.v1)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+
+    # --- as in the README ---
+    recorder = Recorder()
+    client = OpenAI(http_client=recorder.httpx_client())
+    image = client.images.generate(
+        model="dall-e-3", prompt="Lucy in the sky with diamonds", size="1024x1024"
+    )
+    recorder.flush()
+    # ---
+
+    [row] = generations(recorder)
+    assert row["prompt"] == "Lucy in the sky with diamonds"
+    assert images_of(recorder, row["id"])[0]["url"] == image.data[0].url
+    recorder.close()
+
+
+def test_sync_generate_records_the_call_and_its_hosted_image(recorder, client):
+    image = client.images.generate(
+        model="dall-e-3", prompt="Lucy in the sky with diamonds", size="1024x1024", quality="hd"
+    )
+
+    [row] = generations(recorder)
+    assert row["provider"] == "127.0.0.1"  # an unknown OpenAI-compatible host is named by host
+    assert row["model"] == "dall-e-3"
+    assert row["operation"] == "generate"
+    assert row["prompt"] == "Lucy in the sky with diamonds"
+    assert row["revised_prompt"] == image.data[0].revised_prompt
+    assert row["params_json"] == {"size": "1024x1024", "quality": "hd"}
+    assert (row["size"], row["quality"], row["status"], row["http_status"]) == (
+        "1024x1024",
+        "hd",
+        "ok",
+        200,
+    )
+    assert row["request_id"].startswith("req_")
+    assert row["latency_ms"] > 0
+    assert row["source"] == "httpx"
+    [stored] = images_of(recorder, row["id"])
+    assert stored["url"] == image.data[0].url
+    assert stored["thumbnail"] and stored["width"] == 1024
+    assert stored["url_state"] == "live"  # the thumbnail download was the URL's first probe
+
+
+def test_async_generate_records_b64_images_usage_and_resolved_params(recorder, openai_api):
+    async def generate():
+        async with AsyncOpenAI(
+            base_url=openai_api.v1, api_key=API_KEY, http_client=recorder.async_httpx_client()
+        ) as client:
+            return await client.images.generate(
+                model="gpt-image-1", prompt="a lighthouse", n=2, size="auto", user="u-42"
+            )
+
+    result = asyncio.run(generate())
+
+    [row] = generations(recorder)
+    assert row["model"] == "gpt-image-1"
+    assert row["params_json"]["size"] == "1024x1024"  # the response said what "auto" became
+    assert row["usage_json"]["output_tokens"] == result.usage.output_tokens
+    assert row["user_id"] == "u-42"
+    assert row["image_count"] == 2
+    stored = images_of(recorder, row["id"])
+    assert [image["url_state"] for image in stored] == ["none", "none"]
+    assert all(image["thumbnail"] for image in stored)
+    # The response JSON is kept, but not the megabytes of base64 the images came as.
+    assert row["response_json"]["data"][0]["b64_json"].endswith("base64 characters]")
+
+
+def test_multipart_edit_is_recorded_without_the_uploaded_bytes(recorder, client):
+    png = _draw("256x256", "edit input")
+
+    client.images.edit(
+        model="gpt-image-1",
+        image=[("a.png", io.BytesIO(png), "image/png"), ("b.png", io.BytesIO(png), "image/png")],
+        mask=("mask.png", io.BytesIO(png), "image/png"),
+        prompt="add a red hat",
+        n=1,
+        size="1024x1024",
+    )
+
+    [row] = generations(recorder)
+    assert (row["operation"], row["prompt"]) == ("edit", "add a red hat")
+    assert row["params_json"]["n"] == 1 and row["params_json"]["size"] == "1024x1024"
+    body = row["request_json"]["body"]
+    assert body["mask"] == {"filename": "mask.png", "content_type": "image/png", "bytes": len(png)}
+    assert [part["filename"] for part in body["image[]"]] == ["a.png", "b.png"]
+    assert png.hex()[:64] not in json.dumps(row["request_json"])
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK's own notice
+def test_variation_is_recorded_as_a_variation(recorder, client):
+    client.images.create_variation(image=("in.png", _draw("256x256", "v"), "image/png"), n=2)
+
+    [row] = generations(recorder)
+    assert row["operation"] == "variation"
+    assert row["model"] == ""  # an unknown host has no documented default model
+    assert row["image_count"] == 2
+
+
+def test_other_endpoints_pass_through_unrecorded(recorder, client, openai_api):
+    models = client.models.list()
+
+    assert [model.id for model in models] == ["dall-e-3"]
+    assert generations(recorder) == []
+
+
+def test_http_error_is_recorded_and_the_sdk_raises_as_without_us(recorder, client):
+    with pytest.raises(openai.BadRequestError):
+        client.images.generate(
+            model="dall-e-3", prompt="x", extra_headers={SCENARIO_HEADER: "error-400"}
+        )
+
+    [row] = generations(recorder)
+    assert (row["status"], row["http_status"]) == ("error", 400)
+    assert row["error"].startswith("HTTP 400: Your request was rejected by the safety system.")
+    assert "content_policy_violation" in row["error"]
+    assert row["response_json"]["error"]["code"] == "content_policy_violation"
+
+
+def test_each_retry_of_a_server_error_is_recorded_with_its_retry_count(recorder, openai_api):
+    client = OpenAI(
+        base_url=openai_api.v1, api_key=API_KEY, max_retries=1, http_client=recorder.httpx_client()
+    )
+
+    with pytest.raises(openai.InternalServerError):
+        client.images.generate(prompt="x", extra_headers={SCENARIO_HEADER: "error-500"})
+
+    rows = sorted(generations(recorder), key=lambda row: row["created_at"])
+    assert [row["http_status"] for row in rows] == [500, 500]
+    assert [row["metadata_json"].get("retry_count") for row in rows] == [None, 1]
+
+
+def test_non_json_error_body_is_kept_as_text(recorder, client):
+    with pytest.raises(openai.APIStatusError):
+        client.with_options(max_retries=0).images.generate(
+            prompt="x", extra_headers={SCENARIO_HEADER: "error-html"}
+        )
+
+    [row] = generations(recorder)
+    assert row["error"] == "HTTP 502: <html><body>Bad gateway</body></html>"
+
+
+def test_a_response_we_cannot_make_sense_of_still_reaches_the_caller(recorder, client):
+    result = client.images.generate(prompt="x", extra_headers={SCENARIO_HEADER: "bad-b64"})
+
+    assert result.data[0].b64_json == "*%$"
+    [row] = generations(recorder)
+    assert (row["status"], row["image_count"]) == ("ok", 0)
+    assert "not valid base64" in row["metadata_json"]["image_notes"][0]
+
+
+def test_timeout_is_recorded_and_the_original_exception_reaches_the_caller(recorder, client):
+    with pytest.raises(openai.APITimeoutError) as raised:
+        client.with_options(timeout=0.3, max_retries=0).images.generate(
+            prompt="x", extra_headers={SCENARIO_HEADER: "slow:1.5"}
+        )
+
+    assert isinstance(raised.value.__cause__, httpx.ReadTimeout)
+    [row] = generations(recorder)
+    assert row["status"] == "error" and row["http_status"] is None
+    assert row["error"].startswith("ReadTimeout")
+    assert row["latency_ms"] >= 300
+
+
+def test_connection_reset_is_recorded(recorder, client):
+    with pytest.raises(openai.APIConnectionError):
+        client.with_options(max_retries=0).images.generate(
+            prompt="x", extra_headers={SCENARIO_HEADER: "reset"}
+        )
+
+    [row] = generations(recorder)
+    assert row["status"] == "error"
+    assert row["error"].startswith("RemoteProtocolError")
+
+
+def test_caller_gets_the_exact_bytes_the_server_sent(recorder, openai_api):
+    with (
+        recorder.httpx_client() as http,
+        http.stream(
+            "POST",
+            openai_api.v1 + "/images/generations",
+            json={"model": "dall-e-3", "prompt": "bytes"},
+            headers={"Authorization": f"Bearer {API_KEY}", "Accept-Encoding": "gzip"},
+        ) as response,
+    ):
+        raw = b"".join(response.iter_raw())
+
+    sent = openai_api.sent[-1]
+    assert sent.headers["Content-Encoding"] == "gzip"
+    assert raw == sent.body  # still gzip-encoded, byte for byte
+    [row] = generations(recorder)
+    assert row["prompt"] == "bytes" and row["image_count"] == 1
+
+
+def test_streamed_images_are_recorded_from_their_completed_events(recorder, client):
+    events = list(
+        client.images.generate(
+            model="gpt-image-1",
+            prompt="streamed",
+            stream=True,
+            partial_images=1,
+            extra_headers={SCENARIO_HEADER: "stream"},
+        )
+    )
+
+    assert [event.type for event in events][-1] == "image_generation.completed"
+    [row] = generations(recorder)
+    assert row["image_count"] == 1
+    assert row["usage_json"]["total_tokens"] == 1106
+    assert row["response_json"]["partial_images"] == 1
+    [image] = images_of(recorder, row["id"])
+    assert image["thumbnail"] and image["url_state"] == "none"
+
+
+def test_azure_deployment_names_the_model_and_provider(recorder, openai_api):
+    client = AzureOpenAI(
+        azure_endpoint=openai_api.base_url,
+        api_key=API_KEY,
+        api_version="2024-10-21",
+        http_client=recorder.httpx_client(),
+    )
+
+    client.images.generate(model="my-dalle3", prompt="azure")
+
+    [row] = generations(recorder)
+    assert row["provider"] == "azure-openai"
+    assert row["model"] == "my-dalle3"
+    assert "api-version=2024-10-21" in row["request_json"]["url"]
+    assert "api-key" not in row["request_json"]["headers"]
+
+
+def test_portkey_headers_name_the_provider_and_the_gateway(recorder, openai_api):
+    client = OpenAI(
+        base_url=openai_api.v1,
+        api_key=API_KEY,
+        default_headers={
+            "x-portkey-api-key": "pk-portkey-secret-123456",
+            "x-portkey-provider": "openai",
+            "x-portkey-trace-id": "trace-abc",
+        },
+        http_client=recorder.httpx_client(),
+    )
+
+    client.images.generate(model="dall-e-3", prompt="through the gateway")
+
+    [row] = generations(recorder)
+    assert row["provider"] == "openai"
+    assert row["metadata_json"]["gateway"] == "portkey"
+    assert row["trace_id"] == "trace-abc"
+    assert "x-portkey-api-key" not in row["request_json"]["headers"]
+
+
+def test_portkey_virtual_key_without_provider_is_recorded_as_portkey(recorder, openai_api):
+    client = OpenAI(
+        base_url=openai_api.v1,
+        api_key=API_KEY,
+        default_headers={"x-portkey-virtual-key": "vk-virtual-secret-123456"},
+        http_client=recorder.httpx_client(),
+    )
+
+    client.images.generate(model="dall-e-3", prompt="virtual key")
+
+    [row] = generations(recorder)
+    assert (row["provider"], row["metadata_json"]["gateway"]) == ("portkey", "portkey")
+
+
+@pytest.mark.parametrize(
+    ("host", "provider", "model"),
+    [
+        ("api.openai.com", "openai", "dall-e-2"),  # the API's default when no model is sent
+        ("myresource.openai.azure.com", "azure-openai", ""),
+        ("api.together.xyz", "together", ""),
+        ("api.x.ai", "xai", ""),
+        ("images.example.org", "images.example.org", ""),
+    ],
+)
+def test_provider_is_inferred_from_the_host(recorder, openai_api, host, provider, model):
+    # The stand-in also serves as a forward proxy, so the request really names that host.
+    proxied = httpx.HTTPTransport(proxy=openai_api.base_url)
+    client = OpenAI(
+        base_url=f"http://{host}/v1",
+        api_key=API_KEY,
+        http_client=recorder.httpx_client(transport=proxied),
+    )
+
+    client.images.generate(prompt="where am I")
+
+    [row] = generations(recorder)
+    assert (row["provider"], row["model"]) == (provider, model)
+    assert row["metadata_json"]["host"] == host
+
+
+def test_proxy_settings_in_the_environment_are_honoured(recorder, openai_api, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", openai_api.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = OpenAI(
+        base_url="http://api.openai.com/v1", api_key=API_KEY, http_client=recorder.httpx_client()
+    )
+
+    client.images.generate(model="dall-e-3", prompt="via the proxy")
+
+    assert openai_api.requests[-1].headers["host"] == "api.openai.com"  # it came via the proxy
+    [row] = generations(recorder)
+    assert row["provider"] == "openai"
+
+
+def test_the_sdk_keeps_its_default_timeout_with_our_client(recorder, openai_api):
+    client = OpenAI(base_url=openai_api.v1, api_key=API_KEY, http_client=recorder.httpx_client())
+
+    assert client.timeout.read == 600.0 and client.timeout.connect == 5.0
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "headers", "route"),
+    [
+        (
+            "api.portkey.ai",
+            "/v1/images/generations",
+            {"x-portkey-provider": "@openai-prod"},
+            Route("openai-prod", "portkey"),
+        ),
+        (
+            "gateway.ai.cloudflare.com",
+            "/v1/acct/gw/azure-openai/res/images/generations",
+            {},
+            Route("azure-openai", "cloudflare"),
+        ),
+        ("oai.helicone.ai", "/v1/images/generations", {}, Route("openai", "helicone")),
+        (
+            "res.cognitiveservices.azure.com",
+            "/openai/deployments/d/images/generations",
+            {},
+            Route("azure-openai"),
+        ),
+        ("10.0.0.7", "/openai/deployments/d/images/generations", {}, Route("azure-openai")),
+        ("API.X.AI.", "/v1/images/generations", {}, Route("xai")),
+    ],
+)
+def test_gateways_and_private_endpoints_are_told_apart(host, path, headers, route):
+    assert infer_route(host, path, headers) == route
