@@ -1,0 +1,273 @@
+"""The thumbnail worker against the loopback image host and a real database (SQLite and PostgreSQL):
+what lands in the `images` row for each way a download can go."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select, update
+
+from store.cli import main
+from store.models import Image, UrlState
+from store.records import CallRecord, ImageRecord
+from store.thumbnail_worker import (
+    IMAGES,
+    ImageOutcome,
+    ThumbnailWorker,
+    retry_missing_thumbnails,
+    store_image_facts,
+)
+from store.writer import insert_calls
+from tests.standins.image_host import draw_image
+
+
+def record_call(engine: Engine, *images: ImageRecord) -> str:
+    record = CallRecord(
+        provider="openai", model="dall-e-3", prompt="a lighthouse", images=list(images)
+    )
+    insert_calls(engine, [record])
+    return record.id
+
+
+def image_row(engine: Engine, generation_id: str, position: int = 0):
+    query = select(IMAGES).where(
+        IMAGES.c.generation_id == generation_id, IMAGES.c.position == position
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).one()
+
+
+def run_jobs(engine: Engine, jobs: list[tuple[str, int, str | None, bytes | None]], **options):
+    with ThumbnailWorker(engine, **options) as worker:
+        for job in jobs:
+            worker.submit(*job)
+        assert worker.join(timeout=60)
+
+
+def test_url_image_gets_a_thumbnail_and_is_marked_live(engine, image_host):
+    url = image_host.url("/img/lighthouse.png?w=1024&h=1024")
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    run_jobs(engine, [(generation_id, 0, url, None)])
+
+    row = image_row(engine, generation_id)
+    original = httpx.get(url).content
+    assert row.sha256 == hashlib.sha256(original).hexdigest()
+    assert (row.width, row.height, row.format, row.byte_size) == (1024, 1024, "png", len(original))
+    assert row.thumbnail.startswith(b"RIFF") and row.thumbnail[8:12] == b"WEBP"
+    assert row.thumbnail_error is None
+    assert row.url_state == UrlState.live
+    assert row.last_http_status == 200
+    assert row.last_checked_at is not None
+
+
+def test_b64_image_is_thumbnailed_from_its_bytes_without_a_download(engine, image_host):
+    data = draw_image(1536, 1024, "png")
+    generation_id = record_call(engine, ImageRecord(data=data))
+    requests_before = len(image_host.requests)
+
+    run_jobs(engine, [(generation_id, 0, None, data)])
+
+    row = image_row(engine, generation_id)
+    assert (row.width, row.height, row.sha256) == (1536, 1024, hashlib.sha256(data).hexdigest())
+    assert row.thumbnail is not None
+    assert row.url_state == UrlState.none
+    assert row.last_checked_at is None
+    assert len(image_host.requests) == requests_before
+
+
+@pytest.mark.parametrize(
+    ("path", "error_code"),
+    [
+        ("/status/403?style=azure", "AuthenticationFailed"),
+        ("/status/404?style=s3", "NoSuchKey"),
+        ("/status/410?style=azure", "BlobNotFound"),
+    ],
+)
+def test_gone_url_is_marked_expired_with_the_host_error_code(engine, image_host, path, error_code):
+    url = image_host.url(path)
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    run_jobs(engine, [(generation_id, 0, url, None)])
+
+    row = image_row(engine, generation_id)
+    assert row.url_state == UrlState.expired
+    assert row.last_error_code == error_code
+    assert row.last_http_status == int(path[8:11])
+    assert row.thumbnail is None
+    assert error_code in row.thumbnail_error
+
+
+@pytest.mark.parametrize("path", ["/status/503?style=azure", "/status/500?style=s3", "/reset"])
+def test_transient_failure_leaves_the_url_unknown_and_counts_it(engine, image_host, path):
+    url = image_host.url(path)
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    run_jobs(engine, [(generation_id, 0, url, None)])
+
+    row = image_row(engine, generation_id)
+    assert row.url_state == UrlState.unknown
+    assert row.check_failures == 1
+    assert row.thumbnail is None
+    assert row.thumbnail_error.startswith("download failed")
+
+
+def test_read_timeout_leaves_the_url_unknown(engine, image_host):
+    url = image_host.url("/slow?seconds=3")
+    generation_id = record_call(engine, ImageRecord(url=url))
+    client = httpx.Client(timeout=httpx.Timeout(5.0, read=0.3))
+
+    run_jobs(engine, [(generation_id, 0, url, None)], client=client)
+    client.close()
+
+    row = image_row(engine, generation_id)
+    assert row.url_state == UrlState.unknown
+    assert "timed out" in row.thumbnail_error
+
+
+def test_content_that_is_not_an_image_is_recorded_as_an_error(engine, image_host):
+    url = image_host.url("/not-an-image")
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    run_jobs(engine, [(generation_id, 0, url, None)])
+
+    row = image_row(engine, generation_id)
+    assert row.thumbnail is None
+    assert row.thumbnail_error == "not an image (HTML, 60 bytes) (served as text/html)"
+    assert row.url_state == UrlState.live  # the host answered: the URL itself is alive
+
+
+def test_download_over_the_size_limit_is_stopped_and_recorded(engine, image_host):
+    url = image_host.url("/big?bytes=3000000")
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    run_jobs(engine, [(generation_id, 0, url, None)], max_bytes=1_000_000)
+
+    row = image_row(engine, generation_id)
+    assert row.thumbnail is None
+    assert "over the 1000000 byte limit" in row.thumbnail_error
+
+
+def test_submit_returns_before_the_download_and_join_waits_for_it(engine, image_host):
+    url = image_host.url("/slow?seconds=1")
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    with ThumbnailWorker(engine) as worker:
+        worker.submit(generation_id, 0, url, None)
+        stored_before_join = image_row(engine, generation_id).thumbnail
+        finished_at_once = worker.join(timeout=0)
+        finished = worker.join(timeout=30)
+
+    assert stored_before_join is None
+    assert finished_at_once is False
+    assert finished is True
+    assert image_row(engine, generation_id).thumbnail is not None
+
+
+def test_image_submitted_before_its_row_exists_is_stored_once_the_row_is_inserted(engine):
+    data = draw_image(512, 512, "jpg")
+    record = CallRecord(provider="openai", model="dall-e-2", images=[ImageRecord(data=data)])
+    worker = ThumbnailWorker(engine)
+    worker.submit(record.id, 0, None, data)
+    threading.Timer(0.3, insert_calls, (engine, [record])).start()
+
+    assert worker.join(timeout=30)
+    worker.close()
+
+    row = image_row(engine, record.id)
+    assert (row.width, row.format) == (512, "jpeg")
+    assert row.thumbnail is not None
+
+
+def test_row_that_never_comes_is_given_up_after_the_wait(engine, caplog):
+    worker = ThumbnailWorker(engine, row_wait_seconds=0.2)
+    worker.submit("0" * 32, 0, None, draw_image(64, 64, "png"))
+
+    finished = worker.join(timeout=30)
+    worker.close()
+
+    assert finished is True
+    assert "no row after" in caplog.text
+
+
+def test_archive_keeps_the_original_bytes_under_their_sha256(engine, image_host, tmp_path):
+    url = image_host.url("/img/archived.webp?w=800&h=600")
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    run_jobs(engine, [(generation_id, 0, url, None)], archive_dir=tmp_path / "archive")
+
+    row = image_row(engine, generation_id)
+    archived = Path(row.archive_path)
+    assert archived == tmp_path / "archive" / row.sha256[:2] / f"{row.sha256}.webp"
+    assert hashlib.sha256(archived.read_bytes()).hexdigest() == row.sha256
+
+
+def test_submit_after_close_is_dropped_without_raising(engine, caplog):
+    worker = ThumbnailWorker(engine)
+    worker.close()
+
+    worker.submit("0" * 32, 0, None, b"late")
+
+    assert worker.join(timeout=1)
+    assert "not processed" in caplog.text
+
+
+def test_store_image_facts_reports_a_missing_row(engine):
+    found = store_image_facts(engine, "f" * 32, 0, ImageOutcome(error="x"))
+
+    assert found is False
+
+
+def test_retry_fills_missing_thumbnails_and_skips_known_expired_urls(engine, image_host):
+    live = image_host.url("/img/retry.jpg?w=640&h=480")
+    gone = image_host.url("/status/404?style=s3")
+    already_expired = image_host.url("/img/never-fetched.png")
+    generation_id = record_call(
+        engine, ImageRecord(url=live), ImageRecord(url=gone), ImageRecord(url=already_expired)
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            update(IMAGES)
+            .where(IMAGES.c.generation_id == generation_id, IMAGES.c.position == 2)
+            .values(url_state=UrlState.expired.value)
+        )
+    requests_before = len(image_host.requests)
+
+    summary = retry_missing_thumbnails(engine, progress=False)
+
+    assert (summary.attempted, summary.stored, summary.failed, summary.expired) == (2, 1, 1, 1)
+    assert image_row(engine, generation_id, 0).thumbnail is not None
+    assert image_row(engine, generation_id, 1).url_state == UrlState.expired
+    assert image_row(engine, generation_id, 2).thumbnail is None
+    assert len(image_host.requests) == requests_before + 2
+
+
+def test_retry_honours_the_limit(engine, image_host):
+    urls = [image_host.url(f"/img/limit{index}.png?w=100&h=100") for index in range(3)]
+    record_call(engine, *(ImageRecord(url=url) for url in urls))
+
+    summary = retry_missing_thumbnails(engine, limit=2, progress=False)
+
+    assert summary.attempted == 2
+    with engine.connect() as connection:
+        missing = connection.execute(select(Image.id).where(Image.thumbnail.is_(None))).all()
+    assert len(missing) == 1
+
+
+def test_thumbnails_command_retries_missing_ones_and_prints_a_summary(
+    db_url, engine, image_host, capsys
+):
+    url = image_host.url("/img/cli.png?w=300&h=300")
+    generation_id = record_call(engine, ImageRecord(url=url))
+
+    exit_code = main(["--database-url", db_url, "thumbnails", "--no-progress"])
+
+    assert exit_code == 0
+    assert capsys.readouterr().out.strip() == (
+        "1 images tried: 1 thumbnails stored, 0 failed (0 of them expired)"
+    )
+    assert image_row(engine, generation_id).thumbnail is not None
