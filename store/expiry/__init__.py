@@ -1,14 +1,49 @@
-"""INTERIM (being replaced by the expiry helper)."""
+"""URL expiry: predict when a hosted image URL dies, probe whether it still works, describe it.
 
-from dataclasses import dataclass
-from datetime import datetime
+- `predict_expiry` (no network): the expiry a signed URL carries, else the provider's known
+  lifetime from the call's time, else None. `store.writer` calls it for every image.
+- `store.expiry.probe`: `classify_answer` (an HTTP answer -> live / expired / unknown) and the
+  async prober; `store.expiry.check.check_images` probes the due rows and updates them.
+- `describe_url_state`: the dashboard's "live · expires in 23 min" text.
+"""
 
+from __future__ import annotations
 
-@dataclass(frozen=True)
-class Prediction:
-    expires_at: datetime
-    source: str
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from store.expiry.check import CheckSummary, check_images, check_images_async
+from store.expiry.describe import describe_url_state
+from store.expiry.lifetimes import lifetime_expiry
+from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
+from store.expiry.probe import classify_answer
+from store.expiry.signed_urls import signed_expiry
+
+__all__ = [
+    "PROVIDER_LIFETIME",
+    "CheckSummary",
+    "Prediction",
+    "check_images",
+    "check_images_async",
+    "classify_answer",
+    "describe_url_state",
+    "predict_expiry",
+    "signed_expiry",
+]
 
 
 def predict_expiry(url: str, provider: str, created_at: datetime) -> Prediction | None:
-    return None
+    """When `url` stops working: its signed expiry, else `created_at` + the provider's lifetime.
+
+    None when neither is known: a NULL expiry is honest, a guessed one would mark live images
+    expired (or hide dead ones) on the dashboard.
+    """
+    if created_at.tzinfo is None:  # the log's times are UTC; a naive one is taken as such
+        created_at = created_at.replace(tzinfo=UTC)
+    if prediction := signed_expiry(url):
+        return prediction
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return lifetime_expiry(host, provider, created_at)

@@ -74,9 +74,6 @@ class LoopbackServer:
             # Headers and body go out in two writes: without TCP_NODELAY, delayed ACKs add
             # ~40 ms to every answer on loopback, which would swamp latency figures.
             disable_nagle_algorithm = True
-            # Headers and body go out in separate writes: with Nagle on, each answer waits
-            # for the client's delayed ACK (~40 ms), capping a keep-alive connection at ~25/s.
-            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass

@@ -1,0 +1,295 @@
+"""Ask a host whether an image URL still works, and classify its answer.
+
+The probe is a `GET` with `Range: bytes=0-0`: a HEAD on a GET-signed S3 URL is a 403 even while
+the URL is live (the method is part of the signature), and a one-byte range keeps the answer to
+one byte whatever the image's size. Only definite answers are verdicts: 200/206 live, 403/404/410
+(and GCS/S3 `400 ExpiredToken`) expired. Timeouts, resets, 5xx and 429 say nothing about the URL,
+so they are `unknown` and the row is tried again later: a flaky host never turns live into expired.
+
+`classify_answer` is a plain function so the thumbnail worker, which learns the same thing from
+its download, classifies answers the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import zip_longest
+from typing import TypeVar
+from urllib.request import getproxies, proxy_bypass
+
+import httpx
+
+from store.models import UrlState, utcnow
+
+#: What the probe asks for: one byte of the image.
+PROBE_HEADERS = {"Range": "bytes=0-0", "User-Agent": "imagelog-url-check/1"}
+LIVE_STATUSES = frozenset({200, 206})
+EXPIRED_STATUSES = frozenset({403, 404, 410})
+#: Error codes that mean "expired" whatever the status (GCS and S3 send 400 ExpiredToken).
+EXPIRED_CODES = frozenset({"ExpiredToken"})
+#: How much of an error body is read to find the host's `<Code>`.
+ERROR_BODY_BYTES = 4096
+#: A 2xx body up to this size is read to its end so the connection is reused; a host that
+#: ignores the Range header and sends more is cut off (the connection is dropped instead).
+LIVE_BODY_BYTES = 64 * 1024
+DEFAULT_CONCURRENCY = 64
+#: Connections to one host at a time: polite to the host, and one slow host cannot take every slot.
+DEFAULT_PER_HOST = 16
+DEFAULT_TIMEOUT_SECONDS = 10.0
+#: Connections per httpx connection pool. httpcore's pool does work proportional to its
+#: connections times its waiting requests on every request, so many small pools beat one big
+#: pool: measured on loopback, 16 pools x 4 connections probed ~2x faster than 1 x 64.
+CONNECTIONS_PER_POOL = 4
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+_XML_CODE = re.compile(rb"<Code>\s*([^<\s][^<]*?)\s*</Code>")
+_ERROR_CODE_LENGTH = 200  # the images.last_error_code column
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe learnt, in the columns of `images` it fills."""
+
+    state: UrlState  # live / expired / unknown
+    http_status: int | None  # None when the host never answered
+    error_code: str | None  # the host's code (AuthenticationFailed), or the failure's name
+    checked_at: datetime
+
+
+def error_code(headers: Mapping[str, str], body_prefix: bytes) -> str | None:
+    """The host's own error code: Azure's `x-ms-error-code` header, else an XML `<Code>`."""
+    code = _header(headers, "x-ms-error-code")
+    if not code and (match := _XML_CODE.search(body_prefix)):
+        code = match.group(1).decode("utf-8", "replace")
+    return code[:_ERROR_CODE_LENGTH] if code else None
+
+
+def classify_answer(
+    status: int, headers: Mapping[str, str], body_prefix: bytes
+) -> tuple[UrlState, str | None]:
+    """The URL state an HTTP answer proves, and the host's error code if it gave one."""
+    if status in LIVE_STATUSES:
+        return UrlState.live, None  # nothing to explain: skip the header and body scan
+    code = error_code(headers, body_prefix)
+    return url_state_for(status, code), code
+
+
+def url_state_for(status: int | None, code: str | None = None) -> UrlState:
+    """The URL state a status (None: no answer) and the host's error code prove."""
+    if status in LIVE_STATUSES:
+        return UrlState.live
+    if status in EXPIRED_STATUSES or (status == 400 and code in EXPIRED_CODES):
+        return UrlState.expired
+    return UrlState.unknown  # no answer, 5xx, 429, other 4xx, unresolved redirects
+
+
+def classify_failure(exc: BaseException) -> str:
+    """The error code stored for a probe that got no answer: the failure's type name."""
+    if isinstance(exc, TimeoutError):
+        return "Timeout"  # the probe's overall deadline
+    return type(exc).__name__[:_ERROR_CODE_LENGTH]
+
+
+def host_key(url: str) -> str:
+    """What per-host limits count by: scheme and authority (`https://host:port`), lower case.
+
+    A plain split, not urlsplit: it runs twice per probe.
+    """
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}".lower()
+
+
+def interleave_by_host(items: Sequence[tuple[T, str]]) -> Iterator[tuple[T, str]]:
+    """(item, url) pairs reordered round-robin over hosts, so no host's backlog blocks the rest."""
+    by_host: dict[str, list[tuple[T, str]]] = defaultdict(list)
+    for item in items:
+        by_host[host_key(item[1])].append(item)
+    for batch in zip_longest(*by_host.values()):
+        yield from (item for item in batch if item is not None)
+
+
+class Prober:
+    """Probes URLs with bounded concurrency overall and per host. `async with Prober() as p:`.
+
+    It sends through httpx transports, not an `AsyncClient`: a probe needs none of the client's
+    cookies, auth or event hooks, and skipping them costs ~30% less CPU per probe (measured on
+    loopback), which is most of a probe's cost. What the client would add is done here:
+    timeouts, redirects (CDNs redirect) and the `HTTP(S)_PROXY` / `NO_PROXY` environment.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        per_host: int = DEFAULT_PER_HOST,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        if concurrency < 1 or per_host < 1 or timeout <= 0:
+            raise ValueError("concurrency and per_host must be >= 1 and timeout > 0")
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.timeout = timeout
+        self._extensions = {"timeout": httpx.Timeout(timeout, pool=None).as_dict()}
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._proxies: dict[str, str] = {}  # scheme -> proxy URL, from the environment
+        self._proxy_for_host: dict[tuple[str, str], str | None] = {}
+        self._pools: list[dict[str | None, httpx.AsyncHTTPTransport]] = []
+        self._ssl_context: ssl.SSLContext | None = None
+
+    async def __aenter__(self) -> Prober:
+        self._ssl_context = httpx.create_ssl_context()  # one for all pools: each costs ~10 ms
+        self._proxies = {
+            scheme: url
+            for scheme, url in getproxies().items()
+            if scheme in ("http", "https", "all")
+        }
+        self._pools = [{} for _ in range(-(-self.concurrency // CONNECTIONS_PER_POOL))]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.gather(
+            *(transport.aclose() for pool in self._pools for transport in pool.values())
+        )
+        self._pools = []
+
+    async def probe(self, url: str, worker: int = 0) -> ProbeResult:
+        """One probe; never raises for what the host or the network does."""
+        host = host_key(url)
+        if (slot := self._host_slots.get(host)) is None:
+            slot = self._host_slots[host] = asyncio.Semaphore(self.per_host)
+        pool = self._pools[(worker // CONNECTIONS_PER_POOL) % len(self._pools)]
+        async with slot:
+            try:
+                async with asyncio.timeout(self.timeout * 2):  # reads trickled under the timeout
+                    status, headers, body = await self._get(pool, url)
+            except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
+                return ProbeResult(UrlState.unknown, None, classify_failure(exc), utcnow())
+        state, code = classify_answer(status, headers, body[:ERROR_BODY_BYTES])
+        return ProbeResult(state, status, code, utcnow())
+
+    async def _get(
+        self, pool: dict[str | None, httpx.AsyncHTTPTransport], url: str
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """GET `url` (following up to MAX_REDIRECTS redirects): status, headers, body prefix."""
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            if target.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"refused URL scheme {target.scheme!r}")
+            request = httpx.Request(
+                "GET", target, headers=PROBE_HEADERS, extensions=self._extensions
+            )
+            response = await self._transport(pool, target).handle_async_request(request)
+            try:
+                status = response.status_code
+                limit = LIVE_BODY_BYTES if status in LIVE_STATUSES else ERROR_BODY_BYTES
+                body = await _read_prefix(response, limit)
+            finally:
+                await response.aclose()
+            location = response.headers.get("location")
+            if status not in REDIRECT_STATUSES or not location:
+                return status, response.headers, body
+            target = target.join(location)
+        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _transport(
+        self, pool: dict[str | None, httpx.AsyncHTTPTransport], url: httpx.URL
+    ) -> httpx.AsyncHTTPTransport:
+        """This pool's transport for `url`: direct, or through the environment's proxy."""
+        proxy = self._proxy(url) if self._proxies else None
+        if (transport := pool.get(proxy)) is None:
+            size = min(CONNECTIONS_PER_POOL, self.concurrency)
+            transport = pool[proxy] = httpx.AsyncHTTPTransport(
+                verify=self._ssl_context,  # type: ignore[arg-type]
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                proxy=proxy,
+            )
+        return transport
+
+    def _proxy(self, url: httpx.URL) -> str | None:
+        key = (url.scheme, url.host)
+        if key not in self._proxy_for_host:  # proxy_bypass reads NO_PROXY on every call
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+            self._proxy_for_host[key] = None if proxy_bypass(url.host) else proxy
+        return self._proxy_for_host[key]
+
+    async def probe_many(
+        self, items: AsyncIterator[tuple[T, str]]
+    ) -> AsyncIterator[tuple[T, ProbeResult]]:
+        """Probe (item, url) pairs as `items` yields them; yields (item, result) as each finishes.
+
+        `items` is pulled lazily by the workers, so a caller can page through a large table
+        (and do its own I/O between pages) while the probes of the last page are in flight.
+        """
+        results: asyncio.Queue[tuple[T, ProbeResult] | None] = asyncio.Queue()
+        pulling = asyncio.Lock()  # an async generator must not be resumed by two tasks at once
+
+        async def work(worker: int) -> None:
+            try:
+                while True:
+                    async with pulling:
+                        pair = await anext(items, None)
+                    if pair is None:
+                        return
+                    await results.put((pair[0], await self.probe(pair[1], worker)))
+            finally:
+                await results.put(None)
+
+        workers = [asyncio.create_task(work(index)) for index in range(self.concurrency)]
+        try:
+            finished = 0
+            while finished < len(workers):
+                result = await results.get()
+                if result is None:
+                    finished += 1
+                else:
+                    yield result
+            for task in workers:  # a bug (or a failing `items`) surfaces instead of vanishing
+                if task.done() and not task.cancelled() and (error := task.exception()):
+                    raise error
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def probe_urls(urls: Sequence[str], **options: int | float) -> list[ProbeResult]:
+    """Probe `urls` and return their results in the same order (options: see `Prober`)."""
+    found: list[ProbeResult | None] = [None] * len(urls)
+    async with Prober(**options) as prober:  # type: ignore[arg-type]
+        pairs = interleave_by_host(list(enumerate(urls)))
+        async for index, result in prober.probe_many(as_async(pairs)):
+            found[index] = result
+    return found  # type: ignore[return-value]
+
+
+async def as_async(items: Iterable[T]) -> AsyncIterator[T]:
+    """An iterable as the async iterator `Prober.probe_many` takes."""
+    for item in items:
+        yield item
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of the body; stops reading (dropping the connection) beyond it."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name whatever the mapping's case rules (httpx's ignore case; dicts do not)."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
