@@ -19,8 +19,8 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-#: JSON on SQLite, JSONB on PostgreSQL (indexable, compact).
-JSONColumn = JSON().with_variant(JSONB(), "postgresql")
+#: JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL, not JSON null.
+JSONColumn = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def utcnow() -> datetime:
@@ -58,9 +58,17 @@ class Generation(SQLModel, table=True):
     __table_args__ = (
         # The Logs page's default order and its keyset pagination.
         Index("ix_generations_created_at_id", "created_at", "id"),
-        Index("ix_generations_provider_model_created_at", "provider", "model", "created_at"),
-        Index("ix_generations_model_created_at", "model", "created_at"),
-        Index("ix_generations_status_created_at", "status", "created_at"),
+        # Each filter of that page, read in the same order (revision 0002).
+        Index("ix_generations_provider_created_at_id", "provider", "created_at", "id"),
+        # ... which also carries what the Analytics page sums, for index-only aggregates (0003).
+        Index(
+            "ix_generations_provider_model_created_at_id_totals",
+            *("provider", "model", "created_at", "id"),
+            *("status", "image_count", "cost_usd", "latency_ms"),
+        ),
+        Index("ix_generations_model_created_at_id", "model", "created_at", "id"),
+        Index("ix_generations_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_generations_user_id_created_at_id", "user_id", "created_at", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=32, description="uuid4 hex, made by the caller")
@@ -84,7 +92,7 @@ class Generation(SQLModel, table=True):
     usage_json: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn))
     request_id: str | None = Field(default=None, max_length=200, index=True)
     trace_id: str | None = Field(default=None, max_length=200, index=True)
-    user_id: str | None = Field(default=None, max_length=200, index=True)
+    user_id: str | None = Field(default=None, max_length=200)
     metadata_json: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONColumn))
     request_json: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn))
     response_json: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn))
@@ -98,6 +106,8 @@ class Image(SQLModel, table=True):
     __tablename__ = "images"
     __table_args__ = (
         Index("ux_images_generation_position", "generation_id", "position", unique=True),
+        # The URL-state filter's "has an image in this state", without reading the row.
+        Index("ix_images_generation_id_url_state", "generation_id", "url_state"),
         # `check --due`: URLs whose predicted expiry has passed, or not checked for a while.
         Index("ix_images_url_state_expires_at", "url_state", "expires_at"),
         Index("ix_images_url_state_last_checked_at", "url_state", "last_checked_at"),

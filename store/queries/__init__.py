@@ -1,0 +1,48 @@
+"""Every read of the log the dashboard, `export` and `stats` make: filters in, small results out.
+
+No SQL leaves this package: pages call these functions and get dataclasses or small pandas
+DataFrames (aware UTC times). Each query is served from an index at a million calls; see
+benchmarks/dashboard_queries.py for the figures and tests/test_queries_perf_shape.py for the
+query plans.
+"""
+
+from store.queries.analytics import Summary, activity, provider_summary, summary, top_models
+from store.queries.export import iter_records
+from store.queries.facets import Facets, facets
+from store.queries.filters import LogFilter
+from store.queries.logs import (
+    Cursor,
+    GalleryPage,
+    ImageDetail,
+    LogDetail,
+    LogPage,
+    count_logs,
+    get_log,
+    has_any_logs,
+    image_ids,
+    list_gallery,
+    list_logs,
+)
+
+__all__ = [
+    "Cursor",
+    "Facets",
+    "GalleryPage",
+    "ImageDetail",
+    "LogDetail",
+    "LogFilter",
+    "LogPage",
+    "Summary",
+    "activity",
+    "count_logs",
+    "facets",
+    "get_log",
+    "has_any_logs",
+    "image_ids",
+    "iter_records",
+    "list_gallery",
+    "list_logs",
+    "provider_summary",
+    "summary",
+    "top_models",
+]

@@ -1,0 +1,440 @@
+"""The Logs, Detail and Gallery pages' reads: one page of rows at a time, from indexes.
+
+Pages are keyset-paginated on (created_at DESC, id DESC), the order of
+`ix_generations_created_at_id`: the database seeks to the cursor and reads `limit` rows, so
+page 20 000 costs what page 1 costs (OFFSET would read and discard every earlier row).
+Each filter column has an index (column, created_at, id) (revision 0002), so a filtered page
+is one ordered range too; several values of a filter are one range each, merged.
+A page is found by its keys alone (an index-only walk past the calls a filter rejects), and
+only its rows are then read in full and joined to their first image and thumbnail.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Select,
+    Subquery,
+    and_,
+    exists,
+    func,
+    literal,
+    not_,
+    select,
+    tuple_,
+    union_all,
+)
+
+from store.queries.filters import (
+    GENERATIONS,
+    IMAGES,
+    LogFilter,
+    filter_only,
+    generation_conditions,
+    ordered_branches,
+    parse_utc_datetime,
+    require_positive,
+    where,
+)
+
+#: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
+PROMPT_PREVIEW_CHARS = 200
+
+LOG_COLUMNS = [
+    "id",
+    "created_at",
+    "provider",
+    "model",
+    "operation",
+    "prompt",
+    "size",
+    "quality",
+    "n",
+    "status",
+    "http_status",
+    "latency_ms",
+    "cost_usd",
+    "url_state",
+    "expires_at",
+    "thumbnail",
+    "image_count",
+]
+GALLERY_COLUMNS = [
+    "image_id",
+    "generation_id",
+    "position",
+    "thumbnail",
+    "url",
+    "url_state",
+    "expires_at",
+    "provider",
+    "model",
+    "prompt",
+    "created_at",
+]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first order: the (created_at, id) of a row.
+
+    For the gallery, `position` is the image's position in its call as well.
+    `encode()` gives a short opaque string for `st.query_params` / session state.
+    """
+
+    created_at: datetime
+    id: str
+    position: int | None = None
+
+    def encode(self) -> str:
+        payload = json.dumps([self.created_at.isoformat(), self.id, self.position])
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str | None) -> Cursor | None:
+        """The cursor in `token`, or None when the token is missing or mangled."""
+        if not token:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            created_at, generation_id, position = json.loads(raw)
+        except (binascii.Error, ValueError, TypeError):
+            return None
+        moment = parse_utc_datetime(created_at) if isinstance(created_at, str) else None
+        if moment is None or not isinstance(generation_id, str):
+            return None
+        return cls(moment, generation_id, position if isinstance(position, int) else None)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """One page of the Logs table.
+
+    `next_cursor` continues to older rows (None on the last page); `prev_cursor`, given as
+    `before=`, goes back to the newer page (None on the first page).
+    """
+
+    rows: pd.DataFrame
+    next_cursor: Cursor | None
+    prev_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    """One page of the Gallery: one row per image (GALLERY_COLUMNS), newest call first."""
+
+    rows: pd.DataFrame
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """Every column of one `images` row."""
+
+    id: int
+    generation_id: str
+    position: int
+    url: str | None
+    url_host: str | None
+    revised_prompt: str | None
+    expires_at: datetime | None
+    expires_source: str | None
+    url_state: str
+    last_checked_at: datetime | None
+    last_http_status: int | None
+    last_error_code: str | None
+    check_failures: int
+    sha256: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    byte_size: int | None
+    thumbnail: bytes | None
+    thumbnail_error: str | None
+    archive_path: str | None
+
+
+@dataclass(frozen=True)
+class LogDetail:
+    """Every column of one `generations` row, and its images in position order."""
+
+    id: str
+    created_at: datetime
+    provider: str
+    model: str
+    operation: str
+    prompt: str
+    revised_prompt: str | None
+    size: str | None
+    quality: str | None
+    n: int
+    params_json: dict[str, Any] | None
+    status: str
+    error: str | None
+    http_status: int | None
+    latency_ms: float | None
+    cost_usd: float | None
+    cost_source: str
+    cost_note: str | None
+    usage_json: dict[str, Any] | None
+    request_id: str | None
+    trace_id: str | None
+    user_id: str | None
+    metadata_json: dict[str, Any] | None
+    request_json: dict[str, Any] | None
+    response_json: dict[str, Any] | None
+    image_count: int
+    source: str
+    images: list[ImageDetail] = field(default_factory=list)
+
+
+def has_any_logs(engine: Engine) -> bool:
+    """Whether the log holds any call (the welcome page shows on an empty one)."""
+    with engine.connect() as connection:
+        return connection.execute(select(exists().select_from(GENERATIONS))).scalar_one()
+
+
+def list_logs(
+    engine: Engine,
+    flt: LogFilter,
+    *,
+    limit: int = 50,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> LogPage:
+    """One page of calls matching `flt`, newest first, older than `after` / newer than `before`.
+
+    `url_state`, `expires_at` and `thumbnail` are those of the call's first image (position 0
+    in practice); a call without images has None there.
+    """
+    require_positive(limit=limit)
+    g = GENERATIONS.c
+    backwards = before is not None
+    if backwards:
+        seek, order = [newer_than(before)], [g.created_at.asc(), g.id.asc()]
+    else:
+        seek, order = [older_than(after)] if after else [], [g.created_at.desc(), g.id.desc()]
+    # Only the keys while walking the index (an index-only walk past the calls a filter
+    # rejects); the page's columns are read for its rows alone, below.
+    branches = [
+        select(g.created_at, g.id).where(where(conditions), *seek).order_by(*order).limit(limit + 1)
+        for conditions in ordered_branches(engine, flt)
+    ]
+    page = merge_ordered(branches, ["created_at", "id"], limit + 1, ascending=backwards)
+    with engine.connect() as connection:
+        found = connection.execute(_with_first_image(page)).mappings()
+        records = [dict(row) for row in found]
+    # The join keeps the page's rows, not their order: sort the few rows here, so the plan
+    # is the index scan alone, with no sort step on top.
+    records.sort(key=lambda record: (record["created_at"], record["id"]), reverse=not backwards)
+    more = len(records) > limit
+    records = records[:limit]
+    if backwards:
+        records.reverse()
+    frame = pd.DataFrame.from_records(records, columns=LOG_COLUMNS)
+    _utc_columns(frame, "created_at", "expires_at")
+    first, last = (_cursor_of(records[0]), _cursor_of(records[-1])) if records else (None, None)
+    if backwards:
+        return LogPage(frame, next_cursor=last, prev_cursor=first if more else None)
+    return LogPage(frame, next_cursor=last if more else None, prev_cursor=first if after else None)
+
+
+def merge_ordered(
+    branches: list[Select], keys: list[str], limit: int | None, *, ascending: bool = False
+) -> Subquery:
+    """One ordered, limited branch as it is; several merged (each is already in order and
+    holds at most `limit` rows, so the merge sorts a few hundred rows at most)."""
+    if len(branches) == 1:
+        return branches[0].subquery()
+    merged = union_all(*[select(branch.subquery()) for branch in branches]).subquery()
+    order = [merged.c[key].asc() if ascending else merged.c[key].desc() for key in keys]
+    return select(merged).order_by(*order).limit(limit).subquery()
+
+
+def _with_first_image(page: Subquery) -> Select:
+    """The page's calls with their columns and first image; both joins run on its rows only."""
+    g = GENERATIONS.c
+    candidates = IMAGES.alias("candidates")
+    first_image_id = (
+        select(candidates.c.id)
+        .where(candidates.c.generation_id == page.c.id)
+        .order_by(candidates.c.position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(
+        g.created_at,
+        g.id,
+        g.provider,
+        g.model,
+        g.operation,
+        func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
+        g.size,
+        g.quality,
+        g.n,
+        g.status,
+        g.http_status,
+        g.latency_ms,
+        g.cost_usd,
+        g.image_count,
+        IMAGES.c.url_state,
+        IMAGES.c.expires_at,
+        IMAGES.c.thumbnail,
+    ).select_from(
+        page.join(GENERATIONS, g.id == page.c.id).outerjoin(IMAGES, IMAGES.c.id == first_image_id)
+    )
+
+
+def older_than(cursor: Cursor, *, inclusive: bool = False) -> ColumnElement[bool]:
+    """Rows after `cursor` in the newest-first order.
+
+    A row-value comparison, not `a < x OR (a = x AND b < y)`: both databases turn the row
+    value into one range on the (created_at, id) indexes, where the OR form is a filter.
+    """
+    key = tuple_(GENERATIONS.c.created_at, GENERATIONS.c.id)
+    bound = tuple_(literal(cursor.created_at, DateTime(timezone=True)), literal(cursor.id))
+    return key <= bound if inclusive else key < bound
+
+
+def newer_than(cursor: Cursor) -> ColumnElement[bool]:
+    """Rows before `cursor` in the newest-first order (the previous page's)."""
+    key = tuple_(GENERATIONS.c.created_at, GENERATIONS.c.id)
+    return key > tuple_(literal(cursor.created_at, DateTime(timezone=True)), literal(cursor.id))
+
+
+def _cursor_of(record: dict[str, Any]) -> Cursor:
+    return Cursor(record["created_at"], record["id"])
+
+
+def _utc_columns(frame: pd.DataFrame, *names: str) -> None:
+    """Time columns as tz-aware UTC pandas datetimes, also when every value is None."""
+    for name in names:
+        frame[name] = pd.to_datetime(frame[name], utc=True)
+
+
+def count_logs(engine: Engine, flt: LogFilter, cap: int = 10_000) -> tuple[int, bool]:
+    """How many calls match, counting at most `cap` (True when there are more).
+
+    An exact count of a broad filter at a million rows reads the whole index; the page shows
+    "10,000+" instead, and the count stays as fast as reading `cap` index entries.
+    """
+    require_positive(cap=cap)
+    conditions = generation_conditions(engine, flt, ordered=False)
+    capped = select(GENERATIONS.c.id).where(where(conditions)).limit(cap + 1).subquery()
+    with engine.connect() as connection:
+        found = connection.execute(select(func.count()).select_from(capped)).scalar_one()
+    return min(found, cap), found > cap
+
+
+def get_log(engine: Engine, generation_id: str) -> LogDetail | None:
+    """Every column of one call and its images, or None when there is no such call."""
+    with engine.connect() as connection:
+        row = (
+            connection.execute(select(GENERATIONS).where(GENERATIONS.c.id == generation_id))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        images = connection.execute(
+            select(IMAGES)
+            .where(IMAGES.c.generation_id == generation_id)
+            .order_by(IMAGES.c.position)
+        ).mappings()
+        return LogDetail(**row, images=[ImageDetail(**image) for image in images])
+
+
+def list_gallery(
+    engine: Engine, flt: LogFilter, *, limit: int = 48, after: Cursor | None = None
+) -> GalleryPage:
+    """One page of images of the calls matching `flt`, newest call first, then by position.
+
+    With `url_states` set, only the images in those states are listed.
+    """
+    require_positive(limit=limit)
+    position = -1 if after is None or after.position is None else after.position
+    # limit + 2 calls: each holds at least one listed image, and the cursor's own call (read
+    # again for its images past the cursor) may hold none.
+    calls = _calls_with_images(engine, flt, limit + 2, after)
+    g, i = GENERATIONS.c, IMAGES.c
+    query = select(
+        i.id.label("image_id"),
+        i.generation_id,
+        i.position,
+        i.thumbnail,
+        i.url,
+        i.url_state,
+        i.expires_at,
+        g.provider,
+        g.model,
+        func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
+        g.created_at,
+    ).select_from(
+        calls.join(GENERATIONS, g.id == calls.c.id).join(IMAGES, i.generation_id == calls.c.id)
+    )
+    if flt.url_states:
+        query = query.where(filter_only(engine, i.url_state).in_(flt.url_states))
+    if after is not None:
+        query = query.where(not_(and_(i.generation_id == after.id, i.position <= position)))
+    with engine.connect() as connection:
+        records = [dict(row) for row in connection.execute(query).mappings()]
+    records.sort(key=lambda r: (r["created_at"], r["generation_id"], -r["position"]), reverse=True)
+    more = len(records) > limit
+    records = records[:limit]
+    frame = pd.DataFrame.from_records(records, columns=GALLERY_COLUMNS)
+    _utc_columns(frame, "created_at", "expires_at")
+    next_cursor = None
+    if more:
+        last = records[-1]
+        next_cursor = Cursor(last["created_at"], last["generation_id"], last["position"])
+    return GalleryPage(frame, next_cursor)
+
+
+def _calls_with_images(
+    engine: Engine, flt: LogFilter, limit: int | None, after: Cursor | None = None
+) -> Subquery:
+    """The newest `limit` calls matching `flt` that have an image to list (from `after` on,
+    inclusive). The images are joined to these few calls, so the query walks the calls'
+    time index, never every image and a sort of them."""
+    g = GENERATIONS.c
+    # With url_states the "has an image in these states" condition ensures an image.
+    has_images = [] if flt.url_states else [g.image_count > 0]
+    seek = [older_than(after, inclusive=True)] if after else []
+    branches = [
+        select(g.created_at, g.id)  # keys only: an index-only walk, as in list_logs
+        .where(where(conditions), *has_images, *seek)
+        .order_by(g.created_at.desc(), g.id.desc())
+        .limit(limit)
+        for conditions in ordered_branches(engine, flt)
+    ]
+    return merge_ordered(branches, ["created_at", "id"], limit)
+
+
+def image_ids(engine: Engine, flt: LogFilter, limit: int | None = None) -> list[int]:
+    """Ids of the images of the calls matching `flt` (newest first), for "Check URLs now".
+
+    Without `limit`, every image of the filter (which reads them all).
+    """
+    if limit is not None:
+        require_positive(limit=limit)
+    calls = _calls_with_images(engine, flt, limit)
+    i = IMAGES.c
+    query = select(i.id, calls.c.created_at, calls.c.id.label("call_id"), i.position).select_from(
+        calls.join(IMAGES, i.generation_id == calls.c.id)
+    )
+    if flt.url_states:
+        query = query.where(filter_only(engine, i.url_state).in_(flt.url_states))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    rows.sort(key=lambda row: (row.created_at, row.call_id, -row.position), reverse=True)
+    return [row.id for row in rows[:limit]]
