@@ -38,11 +38,14 @@ class ImageRecord(BaseModel):
     # Filled by later stages or carried by an import / export round trip:
     url_state: str | None = None
     expires_at: datetime | None = None
+    last_checked_at: datetime | None = None
     sha256: str | None = None
     width: int | None = None
     height: int | None = None
     format: str | None = None
     byte_size: int | None = None
+    # A ready WebP thumbnail, for ways in that made one already (the demo); never in JSON.
+    thumbnail: bytes | None = Field(default=None, exclude=True, repr=False)
 
     @model_validator(mode="before")
     @classmethod

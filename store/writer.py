@@ -93,7 +93,7 @@ def image_rows_for(record: CallRecord) -> Iterable[dict[str, Any]]:
             "expires_at": image.expires_at or (prediction.expires_at if prediction else None),
             "expires_source": prediction.source if prediction else None,
             "url_state": image.url_state or _first_url_state(image),
-            "last_checked_at": None,
+            "last_checked_at": image.last_checked_at,
             "last_http_status": None,
             "last_error_code": None,
             "check_failures": 0,
@@ -102,7 +102,7 @@ def image_rows_for(record: CallRecord) -> Iterable[dict[str, Any]]:
             "height": image.height,
             "format": image.format,
             "byte_size": image.byte_size,
-            "thumbnail": None,
+            "thumbnail": image.thumbnail,
             "thumbnail_error": None,
             "archive_path": None,
         }

@@ -1,0 +1,423 @@
+"""The `imagelog` command (also `python -m store`): one argparse subcommand per job.
+
+Each subcommand is a pair: an `_add_<name>(subparsers)` function that declares its arguments
+and sets `run=`, and the `run` function `(args) -> exit code`. Modules are imported inside the
+run functions so `imagelog --help` stays fast and one command's heavy imports never slow another.
+To add a command, write the pair and append its `_add_<name>` to `COMMANDS` at the bottom.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from store.queries import LogFilter
+
+Subparsers = Any  # argparse's _SubParsersAction is private; the type adds nothing here
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]), run the chosen command, return its exit code."""
+    from sqlalchemy.exc import OperationalError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except OperationalError as exc:  # unreachable server, locked or unwritable file, ...
+        print(f"imagelog {args.command}: database error: {exc.orig or exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagelog", description="An audit log of image-generation calls."
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL of the log (default: $IMAGELOG_DATABASE_URL, else a SQLite file "
+        "in the user's data folder)",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def open_engine(args: argparse.Namespace) -> Engine:
+    """The engine every command uses: `--database-url`, else the configured default."""
+    from store.db import make_engine
+
+    return make_engine(args.database_url)
+
+
+def _utc_datetime(text: str) -> datetime:
+    """An ISO date or datetime from the command line; a time without offset is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 from the command line."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a whole number >= 0: {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """A whole number >= 1 from the command line."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+def _add_import(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "import",
+        help="load calls from a JSONL file (one CallRecord per line)",
+        description="Load calls from a JSONL file. Bad lines are reported and skipped; ids "
+        "already in the log are skipped, so importing a file twice is harmless.",
+    )
+    parser.add_argument("file", type=Path, help="the .jsonl file ('-' for standard input)")
+    parser.add_argument(
+        "--batch-size", type=_positive, default=1000, help="records per insert batch"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_import)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+    from tqdm import tqdm  # writes above the progress bar instead of through it
+
+    from store.jsonl import UnreadableFile, import_jsonl
+
+    engine = open_engine(args)
+    try:
+        summary = import_jsonl(
+            engine,
+            args.file,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            report=lambda problem: tqdm.write(str(problem), file=sys.stderr),
+        )
+    except UnreadableFile as exc:
+        print(f"imagelog import: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(
+            f"imagelog import: the database failed: {exc}\nThe batches written before stay; "
+            "run the same import again to finish (ids already in the log are skipped).",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        engine.dispose()
+    print(summary.describe())
+    return 1 if summary.failed else 0
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def _add_export(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write calls as JSONL (importable) or CSV",
+        description="Write the calls matching the filters, newest first, streamed from the "
+        "database. JSONL lines are CallRecords that `import` reads back.",
+    )
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    _add_filter_arguments(parser)
+    parser.set_defaults(run=_run_export)
+
+
+def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """The filters `export` and `stats` share: they map onto `store.queries.LogFilter`."""
+    parser.add_argument("--provider", action="append", help="only this provider (repeatable)")
+    parser.add_argument("--model", action="append", help="only this model (repeatable)")
+    parser.add_argument("--status", choices=["ok", "error"], help="only ok or error calls")
+    parser.add_argument("--user", help="only calls of this user id")
+    parser.add_argument("--tag", metavar="KEY=VALUE", help="only calls with this metadata tag")
+    parser.add_argument("--since", type=_utc_datetime, help="created at or after (ISO, UTC)")
+    parser.add_argument("--until", type=_utc_datetime, help="created before (ISO, UTC)")
+    parser.add_argument(
+        "--url-state",
+        choices=["live", "expired", "unknown", "none"],
+        action="append",
+        help="only calls with an image in this URL state (repeatable)",
+    )
+    parser.add_argument("--search", help="full-text search in prompts")
+
+
+def _log_filter(args: argparse.Namespace) -> LogFilter:
+    from store.queries import LogFilter
+
+    return LogFilter(
+        providers=tuple(args.provider or ()),
+        models=tuple(args.model or ()),
+        statuses=(args.status,) if args.status else (),
+        url_states=tuple(args.url_state or ()),
+        since=args.since,
+        until=args.until,
+        user=args.user,
+        tag=args.tag,
+        search=args.search,
+    )
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from store.jsonl import export_records
+
+    engine = open_engine(args)
+    try:
+        if args.output is None:
+            count = export_records(engine, _log_filter(args), args.format, sys.stdout)
+        else:
+            with args.output.open("w", encoding="utf-8", newline="") as out:
+                count = export_records(engine, _log_filter(args), args.format, out)
+    except BrokenPipeError:  # `imagelog export | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        print(f"imagelog export: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"exported {count} calls", file=sys.stderr)
+    return 0
+
+
+# --- stats ------------------------------------------------------------------------------------
+
+
+def _add_stats(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "stats", help="calls, errors, cost and latency by provider (or model)"
+    )
+    parser.add_argument(
+        "--by", choices=["provider", "model"], default="provider", help="group rows by"
+    )
+    _add_filter_arguments(parser)
+    parser.set_defaults(run=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from store.queries import provider_summary
+
+    engine = open_engine(args)
+    try:
+        summary = provider_summary(engine, _log_filter(args), by=args.by)
+    finally:
+        engine.dispose()
+    print(format_summary_table(summary.to_dict("records")))
+    return 0
+
+
+def _seconds(milliseconds: float | None) -> str:
+    if milliseconds is None or milliseconds != milliseconds:  # None, or NaN from pandas
+        return "-"
+    return f"{milliseconds / 1000:.1f}"
+
+
+#: The stats table's columns: (heading, key in provider_summary's rows, how a value is shown).
+STATS_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("provider", "provider", str),
+    ("model", "model", lambda model: "" if model is None else str(model) or "-"),
+    ("calls", "calls", lambda n: f"{int(n):,}"),
+    ("errors", "errors", lambda n: f"{int(n):,}"),
+    ("images", "images", lambda n: f"{int(n or 0):,}"),
+    ("cost USD", "cost_usd", lambda cost: f"{float(cost):,.2f}"),
+    ("p50 s", "p50_latency_ms", _seconds),
+    ("p95 s", "p95_latency_ms", _seconds),
+)
+_NUMERIC_HEADINGS = {"calls", "errors", "images", "cost USD", "p50 s", "p95 s"}
+
+
+def format_summary_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of `provider_summary` rows with a total line (latency: no total)."""
+    if not rows:
+        return "no calls match"
+    columns = [column for column in STATS_COLUMNS if column[1] in rows[0]]
+    total = {
+        "provider": "total",
+        "model": None,
+        **{key: sum(row[key] or 0 for row in rows) for key in ("calls", "errors", "images")},
+        "cost_usd": sum(row["cost_usd"] or 0.0 for row in rows),
+        "p50_latency_ms": None,
+        "p95_latency_ms": None,
+    }
+    table = [[heading for heading, _, _ in columns]]
+    table += [[show(row[key]) for _, key, show in columns] for row in [*rows, total]]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    lines = [
+        "  ".join(
+            cell.rjust(width) if heading in _NUMERIC_HEADINGS else cell.ljust(width)
+            for cell, width, (heading, _, _) in zip(line, widths, columns, strict=True)
+        ).rstrip()
+        for line in table
+    ]
+    rule = "-" * len(lines[0])
+    return "\n".join([lines[0], rule, *lines[1:-1], rule, lines[-1]])
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def _add_demo(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="fill the log with realistic demo calls over the last 14 days"
+    )
+    parser.add_argument("--count", type=_count, default=2000, help="how many calls (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from store.demo import load_demo
+
+    engine = open_engine(args)
+    try:
+        result = load_demo(engine, count=args.count, seed=args.seed, progress=not args.no_progress)
+    finally:
+        engine.dispose()
+    print(result.describe())
+    return 0
+
+
+# --- thumbnails -------------------------------------------------------------------------------
+
+
+def _add_thumbnails(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "thumbnails",
+        help="download again the images that have a URL but no thumbnail",
+        description="Retry every image with a URL and no thumbnail that is not known to be "
+        "expired. Each download also records whether the URL is still live.",
+    )
+    parser.add_argument("--limit", type=int, help="at most this many images")
+    parser.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
+    parser.add_argument("--archive-dir", type=Path, help="also keep the full-size originals here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_thumbnails)
+
+
+def _run_thumbnails(args: argparse.Namespace) -> int:
+    from store.thumbnail_worker import retry_missing_thumbnails
+
+    engine = open_engine(args)
+    try:
+        summary = retry_missing_thumbnails(
+            engine,
+            limit=args.limit,
+            progress=not args.no_progress,
+            workers=args.workers,
+            archive_dir=args.archive_dir,
+        )
+    finally:
+        engine.dispose()
+    print(summary.describe())
+    return 0
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def _add_check(subparsers: Subparsers) -> None:
+    from store.expiry.probe import DEFAULT_CONCURRENCY
+
+    parser = subparsers.add_parser(
+        "check",
+        help="probe hosted image URLs and mark them live, expired or unknown",
+        description="Probe image URLs with a one-byte GET. --due (the default) checks URLs whose "
+        "predicted expiry has passed, those not checked for --stale-after, and failed ones whose "
+        "backoff is over; --all checks every URL. A URL whose signed expiry has passed is "
+        "marked expired without a request. Timeouts and 5xx never mark a URL expired.",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--due", dest="mode", action="store_const", const="due", default="due")
+    which.add_argument("--all", dest="mode", action="store_const", const="all")
+    parser.add_argument(
+        "--stale-after",
+        type=_duration,
+        default="6h",
+        metavar="DURATION",
+        help="re-check URLs not checked for this long, e.g. 30m, 6h, 2d (default 6h)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"probes in flight at once (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_check)
+
+
+def _duration(text: str) -> timedelta:
+    from store.expiry.lifetimes import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from store.expiry import check_images
+
+    engine = open_engine(args)
+    try:
+        with tqdm(unit="url", desc="check", disable=args.no_progress) as bar:
+
+            def on_progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            summary = check_images(
+                engine,
+                mode=args.mode,
+                stale_after=args.stale_after,
+                concurrency=args.concurrency,
+                on_progress=on_progress,
+            )
+    finally:
+        engine.dispose()
+    print(summary.describe())
+    return 0
+
+
+# --- the command list: add yours here -----------------------------------------------------------
+
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_import,
+    _add_export,
+    _add_stats,
+    _add_demo,
+    _add_thumbnails,
+    _add_check,
+]
