@@ -1,0 +1,80 @@
+"""How a URL state looks everywhere in the app: one word, one colour, one icon.
+
+The Logs table, the Gallery cards, the Detail page and the filter pills all take their labels
+and colours from `STATES`, so "expired" is the same red chip wherever an auditor meets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from store.expiry import describe_url_state
+from store.models import UrlState
+
+
+@dataclass(frozen=True)
+class StateLook:
+    label: str
+    color: str  # an st.badge colour name
+    hex: str  # the same colour for table chips and charts
+    icon: str
+
+
+#: In the order the filter offers them.
+STATES: dict[str, StateLook] = {
+    UrlState.live.value: StateLook("live", "green", "#16a34a", ":material/check_circle:"),
+    UrlState.expired.value: StateLook("expired", "red", "#dc2626", ":material/link_off:"),
+    UrlState.unknown.value: StateLook("unknown", "gray", "#6b7280", ":material/help:"),
+    UrlState.none.value: StateLook("no URL", "blue", "#2563eb", ":material/data_object:"),
+}
+
+
+def label(state: str) -> str:
+    """The word shown for a state ("none" reads "no URL": the image came as base64)."""
+    look = STATES.get(state)
+    return look.label if look else state
+
+
+def badge(state: str | None, container=st) -> None:
+    """A coloured badge for an image's URL state (a call without images shows none)."""
+    if state is None:
+        container.badge("no image", color="gray", icon=":material/hide_image:")
+        return
+    look = STATES.get(state, StateLook(state, "gray", "#6b7280", ":material/help:"))
+    container.badge(look.label, color=look.color, icon=look.icon)
+
+
+def expired_mark(expires_at: datetime | None, last_checked_at: datetime | None) -> str:
+    """The line under a cached thumbnail whose hosted URL is gone."""
+    if expires_at is not None:
+        return f"Hosted URL expired on {expires_at:%Y-%m-%d %H:%M} UTC — cached copy"
+    if last_checked_at is not None:
+        return f"Hosted URL found expired on {last_checked_at:%Y-%m-%d %H:%M} UTC — cached copy"
+    return "Hosted URL expired — cached copy"
+
+
+def when(
+    state: str | None,
+    expires_at: datetime | None,
+    last_checked_at: datetime | None,
+    now: datetime | None = None,
+) -> str:
+    """ "expires in 23 min" / "expired 3 days ago" (store.expiry's wording); "" without an image.
+
+    Accepts the pandas values a DataFrame cell holds (NaT, Timestamp) as well as datetimes.
+    """
+    if not isinstance(state, str):
+        return ""
+    return describe_url_state(state, _datetime(expires_at), _datetime(last_checked_at), now=now)
+
+
+def _datetime(value: object) -> datetime | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value if isinstance(value, datetime) else None

@@ -1,0 +1,161 @@
+"""Every read the pages make, cached: one engine per database, query results for a few seconds.
+
+The engine is a `st.cache_resource` keyed by the database URL (sessions share its pool; a test
+that points IMAGELOG_DATABASE_URL elsewhere gets its own). Query results are `st.cache_data`
+with a short TTL, so a rerun after a widget change costs nothing while a new record still
+shows up within `CACHE_TTL_SECONDS` without restarting the app; the Refresh button clears
+them at once. Each public function resolves the URL and hands it to a cached twin, because
+the URL (not the unhashable engine) is what tells two databases' results apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from store import queries
+from store.config import database_url
+from store.db import make_engine
+from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Summary
+
+#: How stale a page may be: short enough that a new call appears on the next interaction.
+CACHE_TTL_SECONDS = 15
+
+#: Above this many matches the Logs page says "10,000+": an exact count would read the index.
+COUNT_CAP = 10_000
+
+
+@st.cache_resource(show_spinner=False)
+def engine_for(url: str) -> Engine:
+    """One pooled engine per database for the whole server; the schema is upgraded once."""
+    return make_engine(url)
+
+
+def engine() -> Engine:
+    return engine_for(database_url())
+
+
+def display_url() -> str:
+    """The database URL without its password, for the welcome page and captions."""
+    return make_url(database_url()).render_as_string(hide_password=True)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _has_logs(url: str) -> bool:
+    return queries.has_any_logs(engine_for(url))
+
+
+def has_logs() -> bool:
+    return _has_logs(database_url())
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _facets(url: str) -> Facets:
+    return queries.facets(engine_for(url))
+
+
+def facets() -> Facets:
+    return _facets(database_url())
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _logs(
+    url: str, flt: LogFilter, limit: int, after: Cursor | None, before: Cursor | None
+) -> LogPage:
+    return queries.list_logs(engine_for(url), flt, limit=limit, after=after, before=before)
+
+
+def logs(
+    flt: LogFilter, *, limit: int, after: Cursor | None = None, before: Cursor | None = None
+) -> LogPage:
+    return _logs(database_url(), flt, limit, after, before)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _count(url: str, flt: LogFilter, cap: int) -> tuple[int, bool]:
+    return queries.count_logs(engine_for(url), flt, cap)
+
+
+def count(flt: LogFilter) -> tuple[int, bool]:
+    """(matches, capped): at most COUNT_CAP are counted."""
+    return _count(database_url(), flt, COUNT_CAP)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _log(url: str, generation_id: str) -> LogDetail | None:
+    return queries.get_log(engine_for(url), generation_id)
+
+
+def log(generation_id: str) -> LogDetail | None:
+    return _log(database_url(), generation_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _gallery(url: str, flt: LogFilter, limit: int, after: Cursor | None) -> GalleryPage:
+    return queries.list_gallery(engine_for(url), flt, limit=limit, after=after)
+
+
+def gallery(flt: LogFilter, *, limit: int, after: Cursor | None = None) -> GalleryPage:
+    return _gallery(database_url(), flt, limit, after)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _summary(url: str, flt: LogFilter) -> Summary:
+    return queries.summary(engine_for(url), flt)
+
+
+def summary(flt: LogFilter) -> Summary:
+    return _summary(database_url(), flt)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _provider_summary(url: str, flt: LogFilter, by: str) -> pd.DataFrame:
+    return queries.provider_summary(engine_for(url), flt, by=by)
+
+
+def provider_summary(flt: LogFilter, by: str) -> pd.DataFrame:
+    """Calls, errors, cost and latency p50/p95 per provider ("provider") or model ("model")."""
+    return _provider_summary(database_url(), flt, by)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _activity(url: str, flt: LogFilter, bucket: str) -> pd.DataFrame:
+    return queries.activity(engine_for(url), flt, bucket=bucket)
+
+
+def activity(flt: LogFilter, bucket: str) -> pd.DataFrame:
+    return _activity(database_url(), flt, bucket)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _top_models(url: str, flt: LogFilter, limit: int) -> pd.DataFrame:
+    return queries.top_models(engine_for(url), flt, limit)
+
+
+def top_models(flt: LogFilter, limit: int = 10) -> pd.DataFrame:
+    return _top_models(database_url(), flt, limit)
+
+
+_CACHED: tuple[Callable[..., Any], ...] = (
+    _has_logs,
+    _facets,
+    _logs,
+    _count,
+    _log,
+    _gallery,
+    _summary,
+    _provider_summary,
+    _activity,
+    _top_models,
+)
+
+
+def refresh() -> None:
+    """Forget every cached result (not the engine), so the next run reads the database."""
+    for cached in _CACHED:
+        cached.clear()  # type: ignore[attr-defined]

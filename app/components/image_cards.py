@@ -1,0 +1,123 @@
+"""How one image is shown: a small card in the Gallery, a full panel on the Detail page.
+
+The rule both follow: the hosted URL is shown only while it is live; otherwise the cached
+thumbnail stands in, with a mark that says the provider's copy is gone and since when.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from components import badges
+from components.text import plain
+
+from store.models import UrlState
+from store.queries import ImageDetail
+
+DETAIL_PAGE = "views/detail.py"
+
+
+def data_uri(thumbnail: bytes | None) -> str | None:
+    """The stored WebP thumbnail as a `data:` URI: the browser gets the exact stored bytes
+    (st.image would re-encode bytes as JPEG) and no hosted URL, which may be dead."""
+    if not thumbnail:
+        return None
+    return "data:image/webp;base64," + base64.b64encode(thumbnail).decode("ascii")
+
+
+def gallery_card(row: pd.Series, now: datetime) -> None:
+    """A bordered card: thumbnail, URL-state chip and expiry, model, time, and a link to Detail."""
+    with st.container(border=True):
+        if isinstance(row["thumbnail"], bytes) and row["thumbnail"]:
+            st.image(data_uri(row["thumbnail"]), width="stretch")
+        else:
+            st.caption(":material/hide_image: no cached thumbnail")
+        badges.badge(row["url_state"])
+        st.caption(badges.when(row["url_state"], row["expires_at"], None, now))
+        st.caption(
+            f"{plain(row['provider'])} · {plain(row['model'])}  \n"
+            f"{row['created_at']:%Y-%m-%d %H:%M} UTC"
+        )
+        st.page_link(
+            DETAIL_PAGE,
+            label="Open",
+            icon=":material/open_in_new:",
+            query_params={"log": row["generation_id"]},
+        )
+
+
+def detail_panel(image: ImageDetail, now: datetime) -> None:
+    """One image of a call: the picture (hosted or cached), its facts, its archived copy."""
+    picture, facts = st.columns([2, 3], gap="large")
+    with picture:
+        _picture(image)
+    with facts:
+        badges.badge(image.url_state)
+        st.caption(badges.when(image.url_state, image.expires_at, image.last_checked_at, now))
+        st.markdown(f"**Image {image.position + 1}**")
+        rows = {
+            "Dimensions": f"{image.width} x {image.height} px" if image.width else "unknown",
+            "Format": image.format or "unknown",
+            "Bytes": f"{image.byte_size:,}" if image.byte_size else "unknown",
+            "SHA-256": image.sha256 or "not computed",
+            "URL host": image.url_host or "—",
+            "Expiry from": image.expires_source or "—",
+            "Last checked": _time(image.last_checked_at),
+            "Last HTTP status": str(image.last_http_status or "—"),
+            "Host error code": image.last_error_code or "—",
+        }
+        st.dataframe(
+            pd.DataFrame({"Fact": list(rows), "Value": list(rows.values())}),
+            hide_index=True,
+            width="stretch",
+        )
+        if image.url:
+            st.caption("Hosted URL")
+            st.code(image.url, language=None, wrap_lines=True)
+        if image.thumbnail_error:
+            st.text(f"Thumbnail not made: {image.thumbnail_error}")
+        _archive_download(image)
+
+
+def _picture(image: ImageDetail) -> None:
+    if image.url_state == UrlState.live.value and image.url:
+        st.image(image.url, caption="Hosted image (URL live)", width="stretch")
+        return
+    if image.thumbnail:
+        st.image(data_uri(image.thumbnail), width="stretch")
+    else:
+        st.info("No cached thumbnail: the image was not fetched while its URL was live.")
+    if image.url_state == UrlState.expired.value:
+        st.warning(
+            badges.expired_mark(image.expires_at, image.last_checked_at),
+            icon=":material/hourglass_disabled:",
+        )
+    elif image.url_state == UrlState.none.value:
+        st.caption("Returned as base64 (no hosted URL) — cached copy")
+    elif image.thumbnail:
+        st.caption("Hosted URL not confirmed live — cached copy")
+
+
+def _archive_download(image: ImageDetail) -> None:
+    if not image.archive_path:
+        return
+    path = Path(image.archive_path)
+    if not path.is_file():
+        st.caption(f"Archived copy missing at {path}")
+        return
+    st.download_button(
+        "Download archived copy",
+        data=path.read_bytes,
+        file_name=path.name,
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"archive-{image.id}",
+    )
+
+
+def _time(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "never"

@@ -1,0 +1,81 @@
+"""The Logs table: a page of `list_logs` rows turned into what `st.dataframe` shows.
+
+Thumbnails travel as `data:` URIs of the stored WebP bytes (ImageColumn shows them without a
+second request and without the hosted URL, which may be dead). The URL state is a one-item
+list so a read-only MultiselectColumn draws it as a coloured chip, in the colours of
+`badges.STATES`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+from components import badges
+from components.image_cards import data_uri
+
+#: Characters of the prompt shown in a row; the Detail page has the whole prompt.
+PROMPT_CHARS = 90
+
+COLUMN_CONFIG = {
+    "thumbnail": st.column_config.ImageColumn("", width="small"),
+    "created_at": st.column_config.DatetimeColumn(
+        "Time (UTC)", format="YYYY-MM-DD HH:mm", width=125
+    ),
+    "provider": st.column_config.TextColumn("Provider", width=100),
+    "model": st.column_config.TextColumn("Model", width=130),
+    "prompt": st.column_config.TextColumn("Prompt", width=300),
+    "size_quality": st.column_config.TextColumn("Size · quality", width=120),
+    "n": st.column_config.NumberColumn("n", format="%d", width=36),
+    "status": st.column_config.MultiselectColumn(
+        "Status", options=["ok", "error"], color=["#16a34a", "#dc2626"], width=70
+    ),
+    "latency_ms": st.column_config.NumberColumn("Latency", format="%.0f ms", width=85),
+    "cost_usd": st.column_config.NumberColumn("Cost", format="$%.3f", width=70),
+    "url_state": st.column_config.MultiselectColumn(
+        "URL",
+        options=list(badges.STATES),
+        color=[look.hex for look in badges.STATES.values()],
+        format_func=badges.label,
+        width=85,
+    ),
+    "url_when": st.column_config.TextColumn("URL expiry", width=170),
+}
+
+
+def table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """The display frame for a page of `list_logs` rows, in COLUMN_CONFIG's order."""
+    shown = pd.DataFrame(
+        {
+            "thumbnail": [data_uri(thumb) for thumb in rows["thumbnail"]],
+            "created_at": rows["created_at"],
+            "provider": rows["provider"],
+            "model": rows["model"],
+            "prompt": [short_prompt(prompt) for prompt in rows["prompt"]],
+            "size_quality": [
+                size_quality(size, quality)
+                for size, quality in zip(rows["size"], rows["quality"], strict=True)
+            ],
+            "n": rows["n"],
+            "status": [[status] for status in rows["status"]],
+            "latency_ms": rows["latency_ms"],
+            "cost_usd": rows["cost_usd"],
+            "url_state": [[state] if isinstance(state, str) else [] for state in rows["url_state"]],
+            "url_when": [
+                badges.when(state, expires_at, None, now)
+                for state, expires_at in zip(rows["url_state"], rows["expires_at"], strict=True)
+            ],
+        }
+    )
+    return shown.reset_index(drop=True)
+
+
+def short_prompt(prompt: str | None) -> str:
+    """One line of the prompt: newlines folded, cut at PROMPT_CHARS with an ellipsis."""
+    line = " ".join((prompt or "").split())
+    return line if len(line) <= PROMPT_CHARS else line[: PROMPT_CHARS - 1].rstrip() + "…"
+
+
+def size_quality(size: str | None, quality: str | None) -> str:
+    return " · ".join(part for part in (size, quality) if isinstance(part, str) and part)

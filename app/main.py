@@ -1,0 +1,30 @@
+"""The dashboard: `streamlit run app/main.py`.
+
+This entry script only declares the pages and runs the chosen one. An empty log gets the
+welcome page alone; otherwise the sidebar filters are drawn here, before the page, because
+Streamlit keeps the entry script's URL-bound widgets across page switches (a page's own are
+dropped), so the filters follow the user from page to page. The pages live in app/views/,
+not app/pages/: a `pages/` folder beside the entry script switches Streamlit to its older
+multipage mode for a link that opens on a sub-page, which bypasses this script.
+"""
+
+import streamlit as st
+from components import data, filters
+
+st.set_page_config(page_title="imagelog", page_icon=":material/photo_library:", layout="wide")
+
+if data.has_logs():
+    page = st.navigation(
+        [
+            st.Page("views/logs.py", title="Logs", icon=":material/table_rows:", default=True),
+            st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:"),
+            st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
+            st.Page("views/detail.py", title="Detail", icon=":material/article:"),
+        ]
+    )
+    filters.sidebar()
+else:
+    page = st.navigation(
+        [st.Page("views/welcome.py", title="Welcome", icon=":material/waving_hand:")]
+    )
+page.run()

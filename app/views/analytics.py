@@ -1,0 +1,181 @@
+"""Analytics: totals and trends of the filtered calls, each figure an SQL aggregate (store.queries).
+
+Read top to bottom: how much (totals), when (calls and cost over time), how fast (latency
+p50/p95 per provider and model), and who (the busiest models).
+"""
+
+from datetime import timedelta
+
+import altair as alt
+import streamlit as st
+from components import data, filters
+
+from store.models import utcnow
+
+#: A view spanning more than this is charted per day, a shorter one per hour.
+HOURLY_UP_TO = timedelta(days=3)
+
+
+def totals(flt) -> None:
+    figures = data.summary(flt)
+    calls, images, cost, errors, expired, unknown = st.columns(6)
+    calls.metric("Calls", f"{figures.calls:,}", border=True)
+    images.metric("Images", f"{figures.images:,}", border=True)
+    cost.metric("Cost", f"${figures.cost_usd:,.2f}", border=True)
+    errors.metric("Error rate", f"{figures.error_rate:.1%}", border=True)
+    expired.metric(
+        "Expired URLs",
+        f"{figures.expired_share:.1%}",
+        help="Share of hosted image URLs known to be dead (base64 images excluded).",
+        border=True,
+    )
+    unknown.metric(
+        "Unchecked URLs",
+        f"{figures.unknown_share:.1%}",
+        help="Share of hosted image URLs whose state is unknown: never checked, or the last "
+        "check failed transiently.",
+        border=True,
+    )
+
+
+def default_bucket(flt) -> str:
+    facets = data.facets()
+    start = flt.since or facets.first_at
+    end = flt.until or facets.last_at or utcnow()
+    if start is None or end - start > HOURLY_UP_TO:
+        return "day"
+    return "hour"
+
+
+def over_time(flt) -> None:
+    heading, choice = st.columns([4, 1], vertical_alignment="bottom")
+    heading.subheader("Over time (UTC)")
+    bucket = choice.segmented_control(
+        "Per", ["hour", "day"], default=default_bucket(flt), key="analytics_bucket"
+    ) or default_bucket(flt)
+    activity = data.activity(flt, bucket)
+    if activity.empty:
+        st.caption("No calls in this view.")
+        return
+    activity = activity.assign(ok=activity["calls"] - activity["errors"])
+    calls = (
+        alt.Chart(activity)
+        .transform_fold(["ok", "errors"], as_=["status", "count"])
+        .mark_bar()
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y("count:Q", title="calls", stack=True),
+            color=alt.Color(
+                "status:N",
+                scale=alt.Scale(domain=["ok", "errors"], range=["#2563eb", "#dc2626"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=[alt.Tooltip("bucket:T", title=bucket), "calls:Q", "errors:Q"],
+        )
+        .properties(title="Calls", height=240)
+    )
+    cost = (
+        alt.Chart(activity)
+        .mark_area(line=True, opacity=0.3, color="#16a34a")
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y("cost_usd:Q", title="USD"),
+            tooltip=[
+                alt.Tooltip("bucket:T", title=bucket),
+                alt.Tooltip("cost_usd:Q", format="$.2f"),
+            ],
+        )
+        .properties(title="Cost", height=240)
+    )
+    left, right = st.columns(2)
+    left.altair_chart(calls, width="stretch")
+    right.altair_chart(cost, width="stretch")
+
+
+def latency(flt) -> None:
+    st.subheader("Latency and cost by provider")
+    providers = data.provider_summary(flt, "provider")
+    if providers.empty:
+        st.caption("No calls in this view.")
+        return
+    percentiles = providers.melt(
+        id_vars=["provider"],
+        value_vars=["p50_latency_ms", "p95_latency_ms"],
+        var_name="percentile",
+        value_name="ms",
+    ).replace({"p50_latency_ms": "p50", "p95_latency_ms": "p95"})
+    chart = (
+        alt.Chart(percentiles)
+        .mark_bar()
+        .encode(
+            y=alt.Y("provider:N", title=None, sort="-x"),
+            x=alt.X("ms:Q", title="latency (ms)"),
+            yOffset="percentile:N",
+            color=alt.Color(
+                "percentile:N",
+                scale=alt.Scale(range=["#93c5fd", "#1d4ed8"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["provider:N", "percentile:N", alt.Tooltip("ms:Q", format=",.0f")],
+        )
+        .properties(height=max(160, 44 * len(providers)))
+    )
+    left, right = st.columns([2, 3])
+    left.altair_chart(chart, width="stretch")
+    right.dataframe(providers, hide_index=True, column_config=_columns(), width="stretch")
+    st.caption("By model")
+    st.dataframe(
+        data.provider_summary(flt, "model"),
+        hide_index=True,
+        column_config=_columns(),
+        width="stretch",
+        height=300,
+    )
+
+
+def busiest(flt) -> None:
+    st.subheader("Top models")
+    top = data.top_models(flt, 10)
+    if top.empty:
+        st.caption("No calls in this view.")
+        return
+    top = top.assign(label=top["provider"] + " · " + top["model"])
+    chart = (
+        alt.Chart(top)
+        .mark_bar(color="#2563eb")
+        .encode(
+            y=alt.Y("label:N", title=None, sort="-x"),
+            x=alt.X("calls:Q", title="calls"),
+            tooltip=[
+                "provider:N",
+                "model:N",
+                "calls:Q",
+                "images:Q",
+                alt.Tooltip("cost_usd:Q", format="$.2f"),
+            ],
+        )
+        .properties(height=max(160, 30 * len(top)))
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _columns() -> dict[str, object]:
+    return {
+        "provider": "Provider",
+        "model": "Model",
+        "calls": "Calls",
+        "errors": "Errors",
+        "images": "Images",
+        "cost_usd": st.column_config.NumberColumn("Cost", format="$%.2f"),
+        "p50_latency_ms": st.column_config.NumberColumn("Latency p50", format="%.0f ms"),
+        "p95_latency_ms": st.column_config.NumberColumn("Latency p95", format="%.0f ms"),
+    }
+
+
+view = filters.current()
+st.title("Analytics")
+st.caption("Totals and trends of the calls matching the sidebar filters.")
+totals(view)
+over_time(view)
+latency(view)
+busiest(view)

@@ -1,0 +1,120 @@
+"""Detail: everything recorded about one call (`?log=<id>`), for an auditor to read or cite.
+
+Prompts, error bodies and URLs are user or provider text: they are shown with st.code / st.text,
+never as Markdown or HTML, so a prompt full of `**`, `<script>` or links reads as written.
+"""
+
+import streamlit as st
+from components import data, image_cards, paging
+from components.text import plain
+
+from store.models import utcnow
+from store.queries import LogDetail
+
+LOG = "log"
+
+
+def back_link() -> None:
+    st.page_link(
+        "views/logs.py",
+        label="Back to logs",
+        icon=":material/arrow_back:",
+        query_params=paging.carried(),
+    )
+
+
+def ask_for_id() -> None:
+    st.title("Detail")
+    st.info("Select a row on the Logs page, or paste a call id here.", icon=":material/search:")
+    typed = st.text_input("Call id", placeholder="32 hex characters")
+    if typed.strip():
+        st.query_params[LOG] = typed.strip()
+        st.rerun()
+    back_link()
+
+
+def overview(call: LogDetail) -> None:
+    """Who was called, what it cost and how long it took, in one row of figures."""
+    st.title(f"{plain(call.provider)} · {plain(call.model or 'unknown model')}")
+    st.caption(
+        f"{call.created_at:%Y-%m-%d %H:%M:%S} UTC · {plain(call.operation)} · id {plain(call.id)}"
+        f" · recorded via {plain(call.source)}"
+    )
+    status, latency, cost, images = st.columns(4)
+    status.metric(
+        "Status", f"{call.status} · HTTP {call.http_status}" if call.http_status else call.status
+    )
+    latency.metric("Latency", f"{call.latency_ms:,.0f} ms" if call.latency_ms is not None else "—")
+    cost.metric("Cost", f"${call.cost_usd:,.4f}" if call.cost_usd is not None else "unknown")
+    images.metric("Images", f"{call.image_count} of n={call.n}")
+    priced = f"Priced by: {call.cost_source}"
+    st.text(priced + (f" — {call.cost_note}" if call.cost_note else ""))
+
+
+def texts(call: LogDetail) -> None:
+    st.subheader("Prompt")
+    st.code(call.prompt, language=None, wrap_lines=True)
+    if call.revised_prompt:
+        st.subheader("Revised prompt")
+        st.code(call.revised_prompt, language=None, wrap_lines=True)
+    if call.error:
+        st.subheader("Error")
+        st.code(call.error, language=None, wrap_lines=True)
+
+
+def facts(call: LogDetail) -> None:
+    ids, params = st.columns(2, gap="large")
+    with ids:
+        st.subheader("Identity")
+        for name, value in (
+            ("Request id", call.request_id),
+            ("Trace id", call.trace_id),
+            ("User", call.user_id),
+            ("Size", call.size),
+            ("Quality", call.quality),
+        ):
+            st.text(f"{name}: {value or '—'}")
+        st.caption("Metadata")
+        st.json(call.metadata_json or {}, expanded=True)
+    with params:
+        st.subheader("Parameters")
+        st.json(call.params_json or {}, expanded=True)
+        if call.usage_json:
+            st.caption("Usage reported by the provider")
+            st.json(call.usage_json, expanded=True)
+
+
+def exchange(call: LogDetail) -> None:
+    st.subheader("Request and response")
+    st.caption("As recorded; credentials were removed before anything was stored.")
+    request, response = st.tabs(["Request", "Response"])
+    with request:
+        st.json(call.request_json or {}, expanded=2)
+    with response:
+        st.json(call.response_json or {}, expanded=2)
+
+
+log_id = st.query_params.get(LOG, "").strip()
+if not log_id:
+    ask_for_id()
+    st.stop()
+
+call = data.log(log_id)
+if call is None:
+    st.title("Detail")
+    st.error(f"No call with id {log_id!r} in this log.")
+    back_link()
+    st.stop()
+
+back_link()
+overview(call)
+texts(call)
+now = utcnow()
+st.subheader(f"Images ({len(call.images)})")
+if not call.images:
+    st.caption("This call returned no image.")
+for image in call.images:
+    with st.container(border=True):
+        image_cards.detail_panel(image, now)
+facts(call)
+exchange(call)

@@ -1,0 +1,514 @@
+"""The dashboard's pages under Streamlit's AppTest, on a real database (SQLite and PostgreSQL).
+
+Each test writes a handful of known calls through store.writer (the way the recorder does),
+points IMAGELOG_DATABASE_URL at the database and runs app/main.py as Streamlit would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from PIL import Image
+from sqlalchemy import Engine, select, update
+from streamlit.testing.v1 import AppTest
+
+from store.db import make_engine
+from store.models import UrlState, utcnow
+from store.records import CallRecord, ImageRecord
+from store.thumbnails import make_thumbnail
+from store.writer import IMAGES, insert_calls
+from tests.standins.server import LoopbackServer, Reply, Request
+
+APP_DIR = Path(__file__).resolve().parents[1] / "app"
+sys.path.insert(0, str(APP_DIR))  # the pages import `components` the way `streamlit run` does
+
+from components import export  # noqa: E402
+
+from store.queries import LogFilter  # noqa: E402
+
+NOW = utcnow()
+EXPIRED_ID = "e" * 32
+LIVE_ID = "a" * 32
+B64_ID = "b" * 32
+ERROR_ID = "c" * 32
+UNKNOWN_ID = "d" * 32
+TRICKY_PROMPT = "a red fox in **deep** snow <b>not bold</b> [link](http://x.test)"
+
+
+def picture(color: str) -> bytes:
+    """A real PNG, so the thumbnail is what the recorder would have stored."""
+    out = io.BytesIO()
+    Image.new("RGB", (512, 384), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def image(color: str, *, url: str | None, state: str, expires_in: timedelta | None) -> ImageRecord:
+    original = picture(color)
+    facts = make_thumbnail(original)
+    return ImageRecord(
+        url=url,
+        url_state=state,
+        expires_at=NOW + expires_in if expires_in is not None else None,
+        sha256=facts.sha256,
+        width=facts.width,
+        height=facts.height,
+        format=facts.format,
+        byte_size=facts.byte_size,
+        thumbnail=facts.thumbnail,
+    )
+
+
+def known_calls() -> list[CallRecord]:
+    """Five calls: three OpenAI (expired URL, base64, error), two elsewhere (live, unknown)."""
+    return [
+        CallRecord(
+            id=EXPIRED_ID,
+            created_at=NOW - timedelta(hours=3),
+            provider="openai",
+            model="dall-e-3",
+            prompt=TRICKY_PROMPT,
+            revised_prompt="A red fox stands in deep snow.",
+            params={"size": "1024x1024", "quality": "hd", "n": 1},
+            latency_ms=8100,
+            request_id="req_expired",
+            user="alice",
+            metadata={"team": "ads"},
+            request={"model": "dall-e-3", "prompt": TRICKY_PROMPT},
+            response={"created": 1, "data": [{"url": "https://oaidalle.blob.test/img.png"}]},
+            images=[
+                image(
+                    "red",
+                    url="https://oaidalle.blob.test/img.png",
+                    state=UrlState.expired.value,
+                    expires_in=timedelta(hours=-2),
+                )
+            ],
+        ),
+        CallRecord(
+            id=B64_ID,
+            created_at=NOW - timedelta(hours=2),
+            provider="openai",
+            model="gpt-image-1",
+            prompt="a blue lighthouse",
+            params={"size": "1024x1024", "quality": "low"},
+            latency_ms=12000,
+            user="bob",
+            metadata={"team": "brand"},
+            images=[image("blue", url=None, state=UrlState.none.value, expires_in=None)],
+        ),
+        CallRecord(
+            id=ERROR_ID,
+            created_at=NOW - timedelta(hours=1, minutes=30),
+            provider="openai",
+            model="dall-e-3",
+            prompt="something the safety system refuses",
+            status="error",
+            http_status=400,
+            error='{"error": {"code": "content_policy_violation"}}',
+            latency_ms=900,
+            user="alice",
+        ),
+        CallRecord(
+            id=LIVE_ID,
+            created_at=NOW - timedelta(minutes=20),
+            provider="replicate",
+            model="flux-schnell",
+            prompt="a green meadow at dawn",
+            latency_ms=2500,
+            user="carol",
+            images=[
+                image(
+                    "green",
+                    url="https://replicate.delivery/pbxt/abc/out-0.webp",
+                    state=UrlState.live.value,
+                    expires_in=timedelta(minutes=40),
+                )
+            ],
+        ),
+        CallRecord(
+            id=UNKNOWN_ID,
+            created_at=NOW - timedelta(minutes=10),
+            provider="bfl",
+            model="flux-pro-1.1",
+            prompt="a yellow kite over the sea",
+            latency_ms=6000,
+            user="carol",
+            images=[
+                image(
+                    "yellow",
+                    url="https://delivery-eu1.bfl.test/sample.jpeg",
+                    state=UrlState.unknown.value,
+                    expires_in=timedelta(minutes=5),
+                )
+            ],
+        ),
+    ]
+
+
+@pytest.fixture
+def empty_log(db_url, monkeypatch) -> Iterator[Engine]:
+    """An empty log the app is pointed at; the app's caches start cold."""
+    monkeypatch.setenv("IMAGELOG_DATABASE_URL", db_url)
+    st.cache_data.clear()
+    engine = make_engine(db_url)
+    yield engine
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    engine.dispose()
+
+
+@pytest.fixture
+def log(empty_log) -> Engine:
+    insert_calls(empty_log, known_calls())
+    return empty_log
+
+
+def run_app(**query_params: str | list[str]) -> AppTest:
+    app = AppTest.from_file(str(APP_DIR / "main.py"), default_timeout=60)
+    for key, value in query_params.items():
+        app.query_params[key] = value
+    return app.run()
+
+
+def open_page(page: str, **query_params: str | list[str]) -> AppTest:
+    app = AppTest.from_file(str(APP_DIR / "main.py"), default_timeout=60)
+    for key, value in query_params.items():
+        app.query_params[key] = value
+    app.switch_page(f"views/{page}.py")
+    return app.run()
+
+
+def no_exception(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def shown_rows(app: AppTest):
+    return app.dataframe[0].value
+
+
+# --- welcome -----------------------------------------------------------------------------------
+
+
+def test_empty_log_shows_welcome_with_recording_snippet(empty_log):
+    app = run_app()
+
+    no_exception(app)
+    assert app.title[0].value == "imagelog"
+    snippet = app.code[0].value
+    assert "recorder = Recorder()" in snippet
+    assert "OpenAI(http_client=recorder.httpx_client())" in snippet
+    assert [b.label for b in app.button] == ["Load demo data"]
+
+
+def test_load_demo_button_fills_the_log_and_opens_logs(empty_log):
+    app = run_app()
+
+    app.button[0].click().run()
+
+    no_exception(app)
+    assert app.title[0].value == "Logs"
+    assert len(shown_rows(app)) == 50  # a full first page of the 2,000 demo calls
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def test_logs_lists_every_call_newest_first_with_thumbnails_and_url_states(log):
+    app = run_app()
+
+    no_exception(app)
+    rows = shown_rows(app)
+    assert list(rows["provider"]) == ["bfl", "replicate", "openai", "openai", "openai"]
+    assert rows["thumbnail"][0].startswith("data:image/webp;base64,")
+    assert pd.isna(rows["thumbnail"][2])  # the error call returned no image
+    assert [list(chips) for chips in rows["url_state"]] == [
+        ["unknown"],
+        ["live"],
+        [],
+        ["none"],
+        ["expired"],
+    ]
+    assert rows["url_when"][4].startswith("expired 2 h")
+    assert rows["size_quality"][4] == "1024x1024 · hd"
+
+
+def test_provider_filter_narrows_the_rows(log):
+    app = run_app()
+
+    app.sidebar.multiselect(key="provider").set_value(["openai"]).run()
+
+    no_exception(app)
+    rows = shown_rows(app)
+    assert set(rows["provider"]) == {"openai"}
+    assert len(rows) == 3
+
+
+def test_url_state_and_status_filters_combine(log):
+    app = run_app()
+
+    app.sidebar.pills(key="url_state").set_value(["expired", "live"]).run()
+    assert sorted(shown_rows(app)["model"]) == ["dall-e-3", "flux-schnell"]
+    app.sidebar.multiselect(key="provider").set_value(["replicate"]).run()
+
+    no_exception(app)
+    assert list(shown_rows(app)["model"]) == ["flux-schnell"]
+
+
+def test_search_user_tag_and_cost_filters_narrow_the_rows(log):
+    app = run_app()
+
+    app.sidebar.text_input(key="q").input("fox").run()
+    assert list(shown_rows(app)["model"]) == ["dall-e-3"]
+    app.sidebar.text_input(key="q").input("").run()
+    app.sidebar.selectbox(key="user").set_value("carol").run()
+    assert sorted(shown_rows(app)["provider"]) == ["bfl", "replicate"]
+    app.sidebar.selectbox(key="user").set_value(None).run()
+    app.sidebar.text_input(key="tag").input("team=brand").run()
+
+    no_exception(app)
+    assert list(shown_rows(app)["model"]) == ["gpt-image-1"]
+
+
+def test_date_range_filter_is_inclusive_of_whole_days(log):
+    today = NOW.date()
+    app = run_app()
+
+    app.sidebar.date_input(key="from").set_value(today + timedelta(days=1)).run()
+    assert app.info[0].value == "No calls match these filters."
+    app.sidebar.date_input(key="from").set_value(today - timedelta(days=1)).run()
+    app.sidebar.date_input(key="to").set_value(today).run()
+
+    no_exception(app)
+    assert len(shown_rows(app)) == 5
+
+
+def test_refresh_shows_a_call_recorded_after_the_page_was_drawn(log):
+    app = run_app()
+    insert_calls(log, [CallRecord(provider="xai", model="grok-2-image", prompt="a late call")])
+
+    app.sidebar.button[0].click().run()  # Refresh
+
+    no_exception(app)
+    assert app.sidebar.button[0].label == "Refresh"
+    assert shown_rows(app)["provider"][0] == "xai"
+    assert len(shown_rows(app)) == 6
+
+
+def test_filters_in_a_pasted_link_reproduce_the_view(log):
+    app = run_app(provider=["openai"], status=["error"])
+
+    no_exception(app)
+    assert app.sidebar.multiselect(key="provider").value == ["openai"]
+    assert [list(status) for status in shown_rows(app)["status"]] == [["error"]]
+
+
+def test_logs_pages_through_older_and_newer_calls(empty_log):
+    base = NOW - timedelta(days=1)
+    insert_calls(
+        empty_log,
+        [
+            CallRecord(provider="openai", model="dall-e-2", created_at=base + timedelta(minutes=i))
+            for i in range(120)
+        ],
+    )
+    app = run_app()
+    first_page = list(shown_rows(app)["created_at"])
+
+    next(b for b in app.button if b.label == "Older").click().run()
+    second_page = list(shown_rows(app)["created_at"])
+    next(b for b in app.button if b.label == "Newer").click().run()
+
+    no_exception(app)
+    assert len(first_page) == len(second_page) == 50
+    assert max(second_page) < min(first_page)
+    assert "after" not in app.query_params
+    assert list(shown_rows(app)["created_at"]) == first_page
+
+
+def test_export_download_is_what_the_cli_export_writes(log, db_url):
+    flt = LogFilter(providers=("openai",))
+
+    payload = export.payload(log, flt, "jsonl")
+    cli = subprocess.run(
+        [sys.executable, "-m", "store", "--database-url", db_url, "export", "--provider", "openai"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert payload == cli.stdout
+    assert [json.loads(line)["id"] for line in payload.splitlines()] == [
+        ERROR_ID,
+        B64_ID,
+        EXPIRED_ID,
+    ]
+
+
+def test_check_urls_now_probes_the_filtered_images_and_shows_the_new_states(empty_log):
+    def host(request: Request) -> Reply:
+        if request.path == "/gone.png":
+            return Reply(404, b"<Error><Code>NoSuchKey</Code></Error>")
+        return Reply(206, picture("white")[:1], {"Content-Type": "image/png"})
+
+    with LoopbackServer(host) as server:
+        insert_calls(
+            empty_log,
+            [
+                CallRecord(
+                    provider="together",
+                    model="flux",
+                    images=[ImageRecord(url=server.url("/gone.png"), url_state="unknown")],
+                ),
+                CallRecord(
+                    provider="together",
+                    model="flux",
+                    images=[ImageRecord(url=server.url("/here.png"), url_state="unknown")],
+                ),
+                CallRecord(  # outside the filter: must not be probed
+                    provider="replicate",
+                    model="sdxl",
+                    images=[ImageRecord(url=server.url("/other.png"), url_state="unknown")],
+                ),
+            ],
+        )
+        app = run_app(provider=["together"])
+
+        next(b for b in app.button if b.label == "Check URLs now").click().run()
+
+    no_exception(app)
+    assert app.success[0].value.startswith("Checked 2 URLs")
+    assert sorted(shown_rows(app)["url_state"].map(tuple)) == [("expired",), ("live",)]
+    assert "/other.png" not in {request.path for request in server.requests}
+    with empty_log.connect() as connection:
+        states = dict(connection.execute(select(IMAGES.c.url, IMAGES.c.url_state)).all())
+    assert states[server.url("/other.png")] == "unknown"
+
+
+# --- detail ------------------------------------------------------------------------------------
+
+
+def test_detail_of_an_expired_url_shows_the_cached_thumbnail_and_mark(log):
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    [warning] = app.warning
+    expired_on = (NOW - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    assert warning.value == f"Hosted URL expired on {expired_on} UTC — cached copy"
+    shown = shown_thumbnails(app)
+    assert shown == [make_thumbnail(picture("red")).thumbnail]
+
+
+def test_detail_shows_prompts_as_plain_text_and_the_recorded_facts(log):
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    codes = [code.value for code in app.code]
+    assert TRICKY_PROMPT in codes
+    assert "A red fox stands in deep snow." in codes
+    assert all(TRICKY_PROMPT not in markdown.value for markdown in app.markdown)
+    texts = [text.value for text in app.text]
+    assert "Request id: req_expired" in texts
+    assert any(text.startswith("Priced by: ") for text in texts)
+    sha = hashlib.sha256(picture("red")).hexdigest()
+    facts = app.dataframe[0].value
+    assert sha in list(facts["Value"])
+    assert "512 x 384 px" in list(facts["Value"])
+    recorded = [json.loads(element.proto.body) for element in app.json]
+    assert {"model": "dall-e-3", "prompt": TRICKY_PROMPT} in recorded  # the request
+
+
+def test_detail_of_a_live_url_shows_the_hosted_image(log):
+    app = open_page("detail", log=LIVE_ID)
+
+    no_exception(app)
+    assert not app.warning
+    [img] = app.get("image")
+    assert img.value == ["https://replicate.delivery/pbxt/abc/out-0.webp"]
+
+
+def test_detail_offers_the_archived_copy_for_download(log, tmp_path):
+    archived = tmp_path / "archive" / "img.png"
+    archived.parent.mkdir()
+    archived.write_bytes(picture("red"))
+    with log.begin() as connection:
+        connection.execute(
+            update(IMAGES)
+            .where(IMAGES.c.generation_id == EXPIRED_ID)
+            .values(archive_path=str(archived))
+        )
+
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    [download] = app.get("download_button")
+    assert download.proto.label == "Download archived copy"
+
+
+def test_detail_of_an_unknown_id_says_so(log):
+    app = open_page("detail", log="f" * 32)
+
+    no_exception(app)
+    assert app.error[0].value == f"No call with id {'f' * 32!r} in this log."
+
+
+# --- gallery -----------------------------------------------------------------------------------
+
+
+def test_gallery_shows_one_card_per_image_with_state_badges(log):
+    app = open_page("gallery")
+
+    no_exception(app)
+    badges = [badge.proto.body for badge in app.get("markdown") if ":material/" in badge.proto.body]
+    assert len(shown_thumbnails(app)) == 4  # the error call has no image
+    assert sum("expired" in body for body in badges) == 1
+    assert sum("live" in body for body in badges) == 1
+
+
+def test_gallery_follows_the_url_state_filter(log):
+    app = open_page("gallery")
+
+    app.sidebar.pills(key="url_state").set_value(["expired"]).run()
+
+    no_exception(app)
+    assert shown_thumbnails(app) == [make_thumbnail(picture("red")).thumbnail]
+
+
+# --- analytics ---------------------------------------------------------------------------------
+
+
+def test_analytics_totals_follow_the_filters(log):
+    app = open_page("analytics")
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Calls"] == "5"
+    assert metrics["Images"] == "4"
+    assert metrics["Error rate"] == "20.0%"
+
+    app.sidebar.multiselect(key="provider").set_value(["openai"]).run()
+
+    no_exception(app)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Calls"] == "3"
+    assert metrics["Error rate"] == "33.3%"
+    assert metrics["Expired URLs"] == "100.0%"  # the one hosted OpenAI URL; b64 is not hosted
+    assert len(app.get("vega_lite_chart")) == 4  # calls, cost, latency, top models
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def shown_thumbnails(app: AppTest) -> list[bytes]:
+    """The bytes of every image the run shows from a data: URI (the cached thumbnails)."""
+    prefix = "data:image/webp;base64,"
+    urls = [url for element in app.get("image") for url in element.value]
+    return [base64.b64decode(url.removeprefix(prefix)) for url in urls if url.startswith(prefix)]
