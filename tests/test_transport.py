@@ -12,7 +12,6 @@ import pytest
 from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 from sqlalchemy import select
 
-from store import Recorder
 from store.providers import Route, infer_route
 from store.writer import GENERATIONS, IMAGES
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
@@ -38,27 +37,6 @@ def client(recorder, openai_api):
         base_url=openai_api.v1, api_key=API_KEY, http_client=recorder.httpx_client()
     ) as client:
         yield client
-
-
-def test_the_readme_snippet_records_a_call(db_url, openai_api, tmp_path, monkeypatch):
-    monkeypatch.setenv("IMAGELOG_DATABASE_URL", db_url)
-    monkeypatch.setenv("IMAGELOG_HOME", str(tmp_path))
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_api.v1)
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-
-    # --- as in the README ---
-    recorder = Recorder()
-    client = OpenAI(http_client=recorder.httpx_client())
-    image = client.images.generate(
-        model="dall-e-3", prompt="Lucy in the sky with diamonds", size="1024x1024"
-    )
-    recorder.flush()
-    # ---
-
-    [row] = generations(recorder)
-    assert row["prompt"] == "Lucy in the sky with diamonds"
-    assert images_of(recorder, row["id"])[0]["url"] == image.data[0].url
-    recorder.close()
 
 
 def test_sync_generate_records_the_call_and_its_hosted_image(recorder, client):
