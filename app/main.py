@@ -6,25 +6,47 @@ Streamlit keeps the entry script's URL-bound widgets across page switches (a pag
 dropped), so the filters follow the user from page to page. The pages live in app/views/,
 not app/pages/: a `pages/` folder beside the entry script switches Streamlit to its older
 multipage mode for a link that opens on a sub-page, which bypasses this script.
+
+A database that cannot be reached (server down, unwritable file) is an everyday failure, not a
+bug: every page says so in one line, names the database, and offers to try again, instead of
+Streamlit's redacted "This app has encountered an error".
 """
 
 import streamlit as st
 from components import data, filters
 
+from store.db import UNAVAILABLE_ERRORS
+from store.redaction import describe_exception
+
 st.set_page_config(page_title="imagelog", page_icon=":material/photo_library:", layout="wide")
 
-if data.has_logs():
-    page = st.navigation(
-        [
-            st.Page("views/logs.py", title="Logs", icon=":material/table_rows:", default=True),
-            st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:"),
-            st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
-            st.Page("views/detail.py", title="Detail", icon=":material/article:"),
-        ]
+
+def unreachable(exc: BaseException) -> None:
+    st.error(
+        f"Cannot reach the log database `{data.display_url()}`: {describe_exception(exc)}",
+        icon=":material/error:",
     )
-    filters.sidebar()
-else:
-    page = st.navigation(
-        [st.Page("views/welcome.py", title="Welcome", icon=":material/waving_hand:")]
-    )
-page.run()
+    st.caption("Check that the database is up and `IMAGELOG_DATABASE_URL` points at it.")
+    if st.button("Try again", icon=":material/refresh:"):
+        data.refresh()
+        st.rerun()
+
+
+try:
+    if data.has_logs():
+        page = st.navigation(
+            [
+                st.Page("views/logs.py", title="Logs", icon=":material/table_rows:", default=True),
+                st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:"),
+                st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
+                st.Page("views/detail.py", title="Detail", icon=":material/article:"),
+            ]
+        )
+        filters.sidebar()
+    else:
+        page = st.navigation(
+            [st.Page("views/welcome.py", title="Welcome", icon=":material/waving_hand:")]
+        )
+    page.run()
+except UNAVAILABLE_ERRORS as exc:
+    unreachable(exc)

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +26,18 @@ Subparsers = Any  # argparse's _SubParsersAction is private; the type adds nothi
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: sys.argv[1:]), run the chosen command, return its exit code."""
-    from sqlalchemy.exc import OperationalError
+    from store.db import UNAVAILABLE_ERRORS, display_url
+    from store.redaction import describe_exception
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except OperationalError as exc:  # unreachable server, locked or unwritable file, ...
-        print(f"imagelog {args.command}: database error: {exc.orig or exc}", file=sys.stderr)
+    except UNAVAILABLE_ERRORS as exc:  # unreachable server, locked or unwritable file, ...
+        where = display_url(args.database_url)
+        print(
+            f"imagelog {args.command}: cannot use the database {where}: {describe_exception(exc)}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -60,12 +65,13 @@ def open_engine(args: argparse.Namespace) -> Engine:
 
 
 def _utc_datetime(text: str) -> datetime:
-    """An ISO date or datetime from the command line; a time without offset is taken as UTC."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """An ISO date or datetime from the command line, read as dashboard links are read
+    (a time without offset is UTC), so `--since` and the Logs page's `since=` agree."""
+    from store.queries.filters import parse_utc_datetime
+
+    if (value := parse_utc_datetime(text)) is None:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}")
+    return value
 
 
 def _count(text: str) -> int:
@@ -110,6 +116,7 @@ def _run_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # writes above the progress bar instead of through it
 
     from store.jsonl import UnreadableFile, import_jsonl
+    from store.redaction import describe_exception
 
     engine = open_engine(args)
     try:
@@ -123,9 +130,10 @@ def _run_import(args: argparse.Namespace) -> int:
     except UnreadableFile as exc:
         print(f"imagelog import: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:
+    except SQLAlchemyError as exc:  # the message only: SQLAlchemy's text carries every row
         print(
-            f"imagelog import: the database failed: {exc}\nThe batches written before stay; "
+            f"imagelog import: the database failed: {describe_exception(exc)}\n"
+            "The batches written before stay; "
             "run the same import again to finish (ids already in the log are skipped).",
             file=sys.stderr,
         )

@@ -18,6 +18,7 @@ import httpx
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
+from store.json_values import map_strings
 from store.models import Status
 from store.providers import Route, azure_deployment, infer_route
 from store.records import CallRecord, ImageRecord
@@ -201,13 +202,13 @@ def parse_multipart(body: bytes, boundary: bytes) -> dict[str, Any]:
 
 def _without_inline_data(value: Any) -> Any:
     """A copy with long `data:` URLs (uploaded images sent as JSON) replaced by their length."""
-    if isinstance(value, str) and value.startswith("data:") and len(value) > MAX_INLINE_DATA:
-        return f"[data URL: {len(value)} characters]"
-    if isinstance(value, dict):
-        return {key: _without_inline_data(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_inline_data(item) for item in value]
-    return value
+    return map_strings(value, _shortened_data_url)
+
+
+def _shortened_data_url(text: str) -> str:
+    if text.startswith("data:") and len(text) > MAX_INLINE_DATA:
+        return f"[data URL: {len(text)} characters]"
+    return text
 
 
 def _disposition(part: dict[str, Any]) -> tuple[bytes, dict[bytes, bytes]]:

@@ -23,11 +23,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
 
 from store.config import database_url as configured_url
-from store.db import make_engine, upgrade_schema
+from store.db import UNAVAILABLE_ERRORS, make_engine, upgrade_schema
 from store.openai_calls import Exchange, exchange_to_record
 from store.providers import infer_route
 from store.records import CallRecord
@@ -39,19 +37,6 @@ from store.transport import async_recording_client, recording_client
 from store.writer import insert_calls
 
 log = logging.getLogger(__name__)
-
-#: Errors that mean "the database is not there right now" rather than "this record is bad".
-UNAVAILABLE_ERRORS = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,
-    OSError,
-)
-
-
-#: Seconds; shorter than the default `exit_timeout`, so a hung connect cannot eat the drain.
-POSTGRES_CONNECT_TIMEOUT = 5
 
 
 class DatabaseUnavailable(Exception):
@@ -97,7 +82,7 @@ class Recorder:
     ) -> None:
         url = configured_url(database_url)
         # No connection yet: a database that is down must not stop the caller's program.
-        self.engine: Engine = make_engine(with_connect_timeout(url), upgrade=False)
+        self.engine: Engine = make_engine(url, upgrade=False)
         self.spool = Spool(Path(spool_path) if spool_path else default_spool_path(url))
         self.thumbnails: ThumbnailWorker | None = (
             ThumbnailWorker(self.engine, archive_dir=archive_dir, workers=thumbnail_workers)
@@ -345,16 +330,6 @@ class Recorder:
             log.exception("could not write %d record(s) to the spool", len(records))
 
 
-def with_connect_timeout(url: str) -> str:
-    """PostgreSQL URLs get a connect timeout unless they set one: without it a database host
-    that drops packets holds the writer for minutes, and the drain at exit with it."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
-        return url
-    timeout = str(POSTGRES_CONNECT_TIMEOUT)
-    return parsed.update_query_dict({"connect_timeout": timeout}).render_as_string(False)
-
-
 def _to_record(call: CallRecord | Exchange) -> CallRecord:
     """A record for the queue item; an exchange that cannot be parsed still leaves a trace."""
     if isinstance(call, CallRecord):
@@ -379,9 +354,10 @@ def _urgent(item: Any) -> bool:
     return item is _STOP or isinstance(item, _Barrier)
 
 
-def _drain(q: queue.Queue[Any], limit: int | None = None) -> list[Any]:
+def _drain(q: queue.Queue[Any]) -> list[Any]:
+    """Everything left in the queue, without waiting."""
     items: list[Any] = []
-    while limit is None or len(items) < limit:
+    while True:
         try:
             items.append(q.get_nowait())
         except queue.Empty:

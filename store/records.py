@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from store.models import CostSource, Status, utcnow
+from store.models import CostSource, Status, as_utc, utcnow
 
 
 def new_id() -> str:
@@ -100,6 +100,4 @@ class CallRecord(BaseModel):
     @classmethod
     def _as_utc(cls, value: datetime) -> datetime:
         """Aware times are converted to UTC; naive ones are taken to be UTC already."""
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return as_utc(value)

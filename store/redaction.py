@@ -13,11 +13,13 @@ and tells when it expires.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
+
+from store.json_values import map_strings
 
 MASK = "[redacted]"
 
@@ -83,12 +85,17 @@ def secret_values(headers: Iterable[tuple[str, str]], url: str) -> tuple[str, ..
     for name, value in headers:
         if not is_secret_header(name):
             continue
-        for part in re.split(r"[\s;,=]+", value):
+        # Split on what separates a credential from its label in a header value: `Bearer x`,
+        # `session=x; other=y`, and JSON such as x-portkey-config's `{"api_key": "x"}`.
+        for part in re.split(r"[\s;,=:\"'{}\[\]]+", value):
             if len(part) >= MIN_SECRET_LENGTH:
                 found.add(part)
         if len(value) >= MIN_SECRET_LENGTH:
             found.add(value)
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+    parts = urlsplit(url)
+    if parts.password and len(parts.password) >= MIN_SECRET_LENGTH:
+        found.add(parts.password)
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if _SECRET_QUERY_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH:
             found.add(value)
     # Longest first, so a value is never half-replaced by a shorter one it contains.
@@ -96,15 +103,16 @@ def secret_values(headers: Iterable[tuple[str, str]], url: str) -> tuple[str, ..
 
 
 def redact_url(url: str) -> str:
-    """The request URL with credential-like query values masked (names kept, order kept)."""
+    """The request URL without user info, credential-like query values masked (names and order
+    kept) and no fragment."""
     parts = urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    masked = [(name, MASK if _SECRET_QUERY_NAME.search(name) else value) for name, value in pairs]
     netloc = parts.hostname or ""
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
+    if not parts.query:
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    masked = [(name, MASK if _SECRET_QUERY_NAME.search(name) else value) for name, value in pairs]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="[]"), ""))
 
 
@@ -129,13 +137,7 @@ class Scrubber:
 
     def json(self, value: Any) -> Any:
         """A copy of `value` (dicts, lists, strings...) with the known secrets replaced."""
-        if isinstance(value, str):
-            return self.exact(value)
-        if isinstance(value, Mapping):
-            return {key: self.json(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.json(item) for item in value]
-        return value
+        return map_strings(value, self.exact)
 
 
 def describe_exception(exc: BaseException, scrubber: Scrubber | None = None) -> str:

@@ -2,7 +2,7 @@
 
 Provider URLs die within the hour (BFL after 10 minutes), so the recorder hands every image to
 this pool the moment the call returns, and a download doubles as the URL's first probe,
-classified by the URL checker's own rules (`store.expiry.probe.classify_answer`): a 200 marks
+classified by the URL checker's own rules (`store.url_answers.classify_answer`): a 200 marks
 it live, a 403/404/410 (or 400 ExpiredToken) expired, and a timeout, reset or 5xx leaves it
 unknown (a transient failure never marks a URL expired). The result lands in the image's row,
 keyed by (generation_id, position); a failure lands there too, as a readable `thumbnail_error`.
@@ -37,13 +37,13 @@ from store.thumbnails import (
     make_client,
     make_thumbnail,
 )
+from store.url_answers import ERROR_CODE_LENGTH
 
 log = logging.getLogger(__name__)
 
 IMAGES: Table = Image.__table__  # type: ignore[assignment]
-#: Column widths of `images` (PostgreSQL enforces them).
+#: Width of images.thumbnail_error (PostgreSQL enforces it).
 THUMBNAIL_ERROR_LENGTH = 500
-ERROR_CODE_LENGTH = 200
 #: First and longest pause between tries of an UPDATE whose row is not inserted yet.
 ROW_RETRY_FIRST_SECONDS = 0.05
 ROW_RETRY_MAX_SECONDS = 2.0

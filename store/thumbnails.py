@@ -23,6 +23,7 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from store.models import UrlState
+from store.url_answers import ERROR_BODY_BYTES, classify_answer, classify_failure
 
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIDE = 256
@@ -167,10 +168,6 @@ def fetch_image(
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
 ) -> FetchedImage:
     """GET `url` and return its bytes, never more than `max_bytes`; raises FetchError otherwise."""
-    # Imported here: store.expiry.check saves thumbnails through the worker, which imports
-    # this module, so a module-level import of store.expiry would be circular.
-    from store.expiry.probe import classify_failure
-
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise FetchError(f"refused URL scheme {scheme or '(none)'!r}: only http and https")
@@ -215,9 +212,7 @@ def fetch_image(
 
 
 def _error_from(response: httpx.Response) -> FetchError:
-    """A FetchError for a non-200 answer, classified by the URL probe's own rules."""
-    from store.expiry.probe import ERROR_BODY_BYTES, classify_answer  # see fetch_image
-
+    """A FetchError for a non-200 answer, classified as the URL probe classifies its answers."""
     # Read a bounded piece of the body even when a header has the code: an error body read to
     # its end lets the connection be reused instead of reset.
     body = b""

@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 
 from store.expiry import predict_expiry
+from store.json_values import map_strings
 from store.models import Generation, Image, UrlState
 from store.pricing import price_call
 from store.records import CallRecord, ImageRecord
@@ -31,11 +33,30 @@ def insert_calls(engine: Engine, records: Sequence[CallRecord]) -> int:
         return 0
     generation_rows = [generation_row(record) for record in records]
     image_rows = [row for record in records for row in image_rows_for(record)]
+    try:
+        _insert_rows(engine, generation_rows, image_rows)
+    except DataError:
+        # PostgreSQL takes no NUL character in text or JSONB (SQLite does): a prompt or an
+        # imported line holding one would otherwise be refused, and block its whole batch.
+        # Checked only on failure, so the common batch pays nothing.
+        if engine.dialect.name != "postgresql":
+            raise
+        _insert_rows(engine, _without_nul(generation_rows), _without_nul(image_rows))
+    return len(records)
+
+
+def _insert_rows(
+    engine: Engine, generation_rows: list[dict[str, Any]], image_rows: list[dict[str, Any]]
+) -> None:
     with engine.begin() as connection:
         connection.execute(_insert_ignoring_duplicates(engine, GENERATIONS), generation_rows)
         if image_rows:
             connection.execute(_insert_ignoring_duplicates(engine, IMAGES), image_rows)
-    return len(records)
+
+
+def _without_nul(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of `rows` with each NUL character replaced by U+FFFD (thumbnail bytes untouched)."""
+    return map_strings(rows, lambda text: text.replace("\x00", "\ufffd"))
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:

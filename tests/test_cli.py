@@ -235,8 +235,22 @@ def test_an_unreachable_database_is_a_one_line_error_not_a_traceback(capsys):
 
     err = capsys.readouterr().err
     assert code == 1
-    assert err.startswith("imagelog stats: database error:") and "127.0.0.1" in err
-    assert "Traceback" not in err
+    assert err.startswith("imagelog stats: cannot use the database postgresql+psycopg://")
+    assert "Connection refused" in err and "Traceback" not in err
+
+
+def test_a_database_file_whose_folder_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database folder should be")
+    url = f"sqlite:///{blocker / 'log.db'}"
+
+    code = main(["--database-url", url, "stats"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == f"imagelog stats: cannot use the database {url}: " + (
+        "OperationalError: unable to open database file\n"
+    )
 
 
 @pytest.mark.parametrize(

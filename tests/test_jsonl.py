@@ -181,6 +181,26 @@ def test_a_line_that_is_not_utf8_is_a_bad_line_not_a_crash(engine, tmp_path):
     assert problems[0].line == 2
 
 
+def test_a_nul_character_in_a_line_is_imported_on_every_database(engine, tmp_path):
+    path = write(
+        tmp_path,
+        [
+            line(rid(1), prompt="before\u0000after", metadata={"note": "x\u0000y"}),
+            line(rid(2), prompt="a plain neighbour in the same batch"),
+        ],
+    )
+
+    summary = import_jsonl(engine, path)
+
+    assert (summary.imported, summary.skipped) == (2, 0)
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(Generation.prompt, Generation.metadata_json).where(Generation.id == rid(1))
+        ).one()
+    assert row.prompt.startswith("before") and row.prompt.endswith("after")
+    assert row.metadata_json["note"][0] == "x" and row.metadata_json["note"][-1] == "y"
+
+
 @pytest.mark.parametrize("name", ["missing.jsonl", "a_directory"])
 def test_a_file_that_cannot_be_read_raises_unreadable_file(engine, tmp_path, name):
     (tmp_path / "a_directory").mkdir()

@@ -105,6 +105,23 @@ def test_user_info_in_a_request_url_is_dropped():
     assert redact_url("https://user:pw@h.example/v1/x?a=1") == "https://h.example/v1/x?a=1"
 
 
+def test_user_info_is_dropped_from_a_request_url_without_a_query():
+    url = "https://user:pw-1234567890@h.example/v1/images/generations"
+
+    assert redact_url(url) == "https://h.example/v1/images/generations"
+    assert secret_values([], url) == ("pw-1234567890",)
+
+
+def test_a_key_inside_a_portkey_config_header_is_scrubbed_where_it_is_echoed():
+    key = "sk-inline-0123456789"
+    config = f'{{"provider": "openai", "api_key": "{key}"}}'
+    scrubber = Scrubber(secret_values([("x-portkey-config", config)], "https://h/x"))
+
+    assert scrubber.json({"error": {"message": f"invalid key {key}"}}) == {
+        "error": {"message": f"invalid key {MASK}"}
+    }
+
+
 def test_credential_headers_are_dropped_and_routing_headers_kept():
     headers = [
         ("Authorization", "Bearer sk-1"),

@@ -12,12 +12,13 @@ The date widgets are whole days in UTC and "to" is inclusive (what a person mean
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import streamlit as st
 from components import badges, data
 
 from store.queries import LogFilter
+from store.queries.filters import parse_utc_datetime
 
 #: Widget keys, which are also the URL's parameter names.
 PROVIDER = "provider"
@@ -127,8 +128,8 @@ def current() -> LogFilter:
         models=tuple(_value(MODEL) or ()),
         statuses=tuple(_value(STATUS) or ()),
         url_states=tuple(_value(URL_STATE) or ()),
-        since=_start_of(start) if isinstance(start, date) else None,
-        until=_start_of(end + timedelta(days=1)) if isinstance(end, date) else None,
+        since=parse_utc_datetime(start) if isinstance(start, date) else None,
+        until=parse_utc_datetime(end + timedelta(days=1)) if isinstance(end, date) else None,
         min_cost=_value(MIN_COST),  # type: ignore[arg-type]
         max_cost=_value(MAX_COST),  # type: ignore[arg-type]
         user=_value(USER),  # type: ignore[arg-type]
@@ -139,10 +140,6 @@ def current() -> LogFilter:
 
 def _value(key: str) -> object:
     return st.session_state.get(key, DEFAULTS[key])
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _reset() -> None:

@@ -2,22 +2,22 @@
 
 - `predict_expiry` (no network): the expiry a signed URL carries, else the provider's known
   lifetime from the call's time, else None. `store.writer` calls it for every image.
-- `store.expiry.probe`: `classify_answer` (an HTTP answer -> live / expired / unknown) and the
-  async prober; `store.expiry.check.check_images` probes the due rows and updates them.
+- `store.expiry.probe`: the async prober (it classifies answers with `store.url_answers`);
+  `check_images` probes the due rows and updates them.
 - `describe_url_state`: the dashboard's "live · expires in 23 min" text.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from store.expiry.check import CheckSummary, check_images, check_images_async
 from store.expiry.describe import describe_url_state
 from store.expiry.lifetimes import lifetime_expiry
 from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
-from store.expiry.probe import classify_answer
 from store.expiry.signed_urls import signed_expiry
+from store.models import as_utc
 
 __all__ = [
     "PROVIDER_LIFETIME",
@@ -25,7 +25,6 @@ __all__ = [
     "Prediction",
     "check_images",
     "check_images_async",
-    "classify_answer",
     "describe_url_state",
     "predict_expiry",
     "signed_expiry",
@@ -38,8 +37,7 @@ def predict_expiry(url: str, provider: str, created_at: datetime) -> Prediction 
     None when neither is known: a NULL expiry is honest, a guessed one would mark live images
     expired (or hide dead ones) on the dashboard.
     """
-    if created_at.tzinfo is None:  # the log's times are UTC; a naive one is taken as such
-        created_at = created_at.replace(tzinfo=UTC)
+    created_at = as_utc(created_at)  # the log's times are UTC; a naive one is taken as such
     if prediction := signed_expiry(url):
         return prediction
     try:

@@ -39,6 +39,8 @@ from store.expiry.probe import (
 )
 from store.expiry.signed_urls import signed_expiry
 from store.models import Generation, Image, UrlState, utcnow
+from store.thumbnail_worker import process_image, store_image_facts
+from store.thumbnails import make_client
 
 IMAGES: Table = Image.__table__  # type: ignore[assignment]
 GENERATIONS: Table = Generation.__table__  # type: ignore[assignment]
@@ -407,11 +409,6 @@ def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
 
 def save_thumbnails(engine: Engine, rows: Sequence[Row], archive_dir: Path | None) -> int:
     """Fetch and store thumbnails for live URLs that have none (the thumbnail worker's code)."""
-    # Imported here: the thumbnail worker is meant to classify its downloads with
-    # store.expiry.probe, and a module-level import would then be circular.
-    from store.thumbnail_worker import process_image, store_image_facts
-    from store.thumbnails import make_client
-
     with make_client() as client, ThreadPoolExecutor(THUMBNAIL_WORKERS) as pool:
 
         def fetch(row: Row) -> bool:

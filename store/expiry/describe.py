@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from store.models import UrlState, utcnow
+from store.models import UrlState, as_utc, utcnow
 
 
 def describe_url_state(
@@ -60,6 +60,4 @@ def _expiry(expires_at: datetime, now: datetime) -> str:
 
 def _utc(moment: datetime | None) -> datetime | None:
     """SQLite hands times back naive (they are stored as UTC); make them comparable."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    return None if moment is None else as_utc(moment)

@@ -6,17 +6,16 @@ one byte whatever the image's size. Only definite answers are verdicts: 200/206 
 (and GCS/S3 `400 ExpiredToken`) expired. Timeouts, resets, 5xx and 429 say nothing about the URL,
 so they are `unknown` and the row is tried again later: a flaky host never turns live into expired.
 
-`classify_answer` is a plain function so the thumbnail worker, which learns the same thing from
-its download, classifies answers the same way.
+The classification itself is `store.url_answers`, shared with the thumbnail download, which
+learns the same thing from its GET.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import zip_longest
@@ -26,15 +25,10 @@ from urllib.request import getproxies, proxy_bypass
 import httpx
 
 from store.models import UrlState, utcnow
+from store.url_answers import ERROR_BODY_BYTES, LIVE_STATUSES, classify_answer, classify_failure
 
 #: What the probe asks for: one byte of the image.
 PROBE_HEADERS = {"Range": "bytes=0-0", "User-Agent": "imagelog-url-check/1"}
-LIVE_STATUSES = frozenset({200, 206})
-EXPIRED_STATUSES = frozenset({403, 404, 410})
-#: Error codes that mean "expired" whatever the status (GCS and S3 send 400 ExpiredToken).
-EXPIRED_CODES = frozenset({"ExpiredToken"})
-#: How much of an error body is read to find the host's `<Code>`.
-ERROR_BODY_BYTES = 4096
 #: A 2xx body up to this size is read to its end so the connection is reused; a host that
 #: ignores the Range header and sends more is cut off (the connection is dropped instead).
 LIVE_BODY_BYTES = 64 * 1024
@@ -49,9 +43,6 @@ CONNECTIONS_PER_POOL = 4
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
-_XML_CODE = re.compile(rb"<Code>\s*([^<\s][^<]*?)\s*</Code>")
-_ERROR_CODE_LENGTH = 200  # the images.last_error_code column
-
 T = TypeVar("T")
 
 
@@ -63,40 +54,6 @@ class ProbeResult:
     http_status: int | None  # None when the host never answered
     error_code: str | None  # the host's code (AuthenticationFailed), or the failure's name
     checked_at: datetime
-
-
-def error_code(headers: Mapping[str, str], body_prefix: bytes) -> str | None:
-    """The host's own error code: Azure's `x-ms-error-code` header, else an XML `<Code>`."""
-    code = _header(headers, "x-ms-error-code")
-    if not code and (match := _XML_CODE.search(body_prefix)):
-        code = match.group(1).decode("utf-8", "replace")
-    return code[:_ERROR_CODE_LENGTH] if code else None
-
-
-def classify_answer(
-    status: int, headers: Mapping[str, str], body_prefix: bytes
-) -> tuple[UrlState, str | None]:
-    """The URL state an HTTP answer proves, and the host's error code if it gave one."""
-    if status in LIVE_STATUSES:
-        return UrlState.live, None  # nothing to explain: skip the header and body scan
-    code = error_code(headers, body_prefix)
-    return url_state_for(status, code), code
-
-
-def url_state_for(status: int | None, code: str | None = None) -> UrlState:
-    """The URL state a status (None: no answer) and the host's error code prove."""
-    if status in LIVE_STATUSES:
-        return UrlState.live
-    if status in EXPIRED_STATUSES or (status == 400 and code in EXPIRED_CODES):
-        return UrlState.expired
-    return UrlState.unknown  # no answer, 5xx, 429, other 4xx, unresolved redirects
-
-
-def classify_failure(exc: BaseException) -> str:
-    """The error code stored for a probe that got no answer: the failure's type name."""
-    if isinstance(exc, TimeoutError):
-        return "Timeout"  # the probe's overall deadline
-    return type(exc).__name__[:_ERROR_CODE_LENGTH]
 
 
 def host_key(url: str) -> str:
@@ -285,11 +242,3 @@ async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
         if len(body) > limit:
             break
     return bytes(body)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name whatever the mapping's case rules (httpx's ignore case; dicts do not)."""
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return value

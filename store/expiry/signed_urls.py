@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 from store.expiry.prediction import Prediction
+from store.models import as_utc
 
 #: Query parameters a JWT with an `exp` claim travels in.
 JWT_PARAMS = ("_jwt", "jwt", "token")
@@ -173,7 +174,7 @@ def _iso_time(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return as_utc(moment)
 
 
 def _epoch(text: str) -> datetime | None:

@@ -1,9 +1,9 @@
 """What the dashboard (and `export` / `stats`) narrow the log by, and how that becomes SQL.
 
-`LogFilter` is a frozen value: Streamlit can hash it for `st.cache_data`, and it round-trips
-through `st.query_params` so a filtered view is a link an auditor can paste to a colleague.
-Links are typed by people and mangled by chat tools, so reading them never fails: a value that
-makes no sense is dropped, not raised.
+`LogFilter` is a frozen, normalised value: Streamlit hashes it for `st.cache_data`, and two
+equal views are one cache entry. (The dashboard keeps the view in the address bar through its
+URL-bound sidebar widgets, app/components/filters.py, which build the LogFilter; the CLI's
+`export` and `stats` build it from their flags.)
 
 Every condition here is one an index serves (see the 0001 and 0002 revisions); the prompt
 search goes through SQLite's FTS5 table or PostgreSQL's GIN expression index, never LIKE.
@@ -12,10 +12,9 @@ search goes through SQLite's FTS5 table or PostgreSQL's GIN expression index, ne
 from __future__ import annotations
 
 import importlib
-import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from itertools import product
 from typing import Any
@@ -33,7 +32,7 @@ from sqlalchemy import (
     text,
 )
 
-from store.models import Generation, Image, Status, UrlState
+from store.models import Generation, Image, as_utc
 
 GENERATIONS = Generation.__table__
 IMAGES = Image.__table__
@@ -43,25 +42,7 @@ PG_PROMPT_TSVECTOR: str = importlib.import_module(
     "store.migrations.versions.0001_create_generations_and_images"
 ).PG_PROMPT_TSVECTOR
 
-QueryParams = dict[str, str | list[str]]
-
-#: The link's parameter for each filter field; short words, stable across versions.
-_PARAM_NAMES = {
-    "providers": "provider",
-    "models": "model",
-    "statuses": "status",
-    "url_states": "url_state",
-    "since": "since",
-    "until": "until",
-    "min_cost": "min_cost",
-    "max_cost": "max_cost",
-    "user": "user",
-    "tag": "tag",
-    "search": "q",
-}
 _TUPLE_FIELDS = ("providers", "models", "statuses", "url_states")
-_STATUSES = frozenset(status.value for status in Status)
-_URL_STATES = frozenset(state.value for state in UrlState)
 
 
 @dataclass(frozen=True)
@@ -88,7 +69,7 @@ class LogFilter:
     search: str | None = None
 
     def __post_init__(self) -> None:
-        # Normalise so equal views are equal values (one cache entry, one link).
+        # Normalise so equal views are equal values (one cache entry).
         for name in _TUPLE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
@@ -97,7 +78,7 @@ class LogFilter:
         for name in ("since", "until"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, _as_utc(value))
+                object.__setattr__(self, name, as_utc(value))
         for name in ("user", "tag", "search"):
             value = getattr(self, name)
             object.__setattr__(self, name, value.strip() or None if value else None)
@@ -106,89 +87,20 @@ class LogFilter:
     def is_empty(self) -> bool:
         return self == LogFilter()
 
-    def to_query_params(self) -> QueryParams:
-        """The non-empty filters as URL query parameters (lists become repeated keys)."""
-        params: QueryParams = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if value is None or value == ():
-                continue
-            key = _PARAM_NAMES[field.name]
-            if isinstance(value, tuple):
-                params[key] = list(value)
-            elif isinstance(value, datetime):
-                params[key] = value.isoformat().replace("+00:00", "Z")
-            elif isinstance(value, float):
-                params[key] = repr(value)
-            else:
-                params[key] = str(value)
-        return params
-
-    @classmethod
-    def from_query_params(cls, params: Mapping[str, Any]) -> LogFilter:
-        """A filter from `st.query_params` or any mapping of str -> str | list[str].
-
-        Unknown keys and junk values are ignored, so an old or hand-edited link still opens.
-        """
-        values: dict[str, Any] = {}
-        for name, key in _PARAM_NAMES.items():
-            raw = _all_values(params, key)
-            if not raw:
-                continue
-            if name in _TUPLE_FIELDS:
-                items = [part.strip() for value in raw for part in value.split(",")]
-                if name == "statuses":
-                    items = [item for item in items if item in _STATUSES]
-                elif name == "url_states":
-                    items = [item for item in items if item in _URL_STATES]
-                values[name] = tuple(items)
-            elif name in ("since", "until"):
-                values[name] = parse_utc_datetime(raw[-1])
-            elif name in ("min_cost", "max_cost"):
-                values[name] = _parse_cost(raw[-1])
-            elif name == "tag":
-                values[name] = raw[-1] if "=" in raw[-1] else None
-            else:
-                values[name] = raw[-1]
-        return cls(**values)
-
 
 def parse_utc_datetime(value: str | date | datetime | None) -> datetime | None:
     """An ISO date / datetime as aware UTC (no offset means UTC); None when it is not one."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        return _as_utc(value)
+        return as_utc(value)
     if isinstance(value, date):
         return datetime.combine(value, time(), tzinfo=UTC)
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
         return None
-    return _as_utc(parsed)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _parse_cost(value: str) -> float | None:
-    try:
-        cost = float(value)
-    except ValueError:
-        return None
-    return cost if math.isfinite(cost) and cost >= 0 else None
-
-
-def _all_values(params: Mapping[str, Any], key: str) -> list[str]:
-    """Every value of `key`: st.query_params keeps repeated keys behind `get_all`."""
-    get_all = getattr(params, "get_all", None)
-    found = get_all(key) if callable(get_all) else params.get(key)
-    if found is None:
-        return []
-    if isinstance(found, str):
-        found = [found]
-    return [str(value) for value in found if str(value).strip()]
+    return as_utc(parsed)
 
 
 # --- SQL ----------------------------------------------------------------------------------------
