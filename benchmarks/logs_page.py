@@ -83,19 +83,31 @@ def warm_rerun(app: AppTest) -> Callable[[], object]:
     return lambda: checked(app.run())
 
 
-def filter_change(kind: str, key: str, value: object, runs: int) -> float:
+def opened() -> AppTest:
+    return checked(new_app().run())
+
+
+def filter_change(
+    kind: str,
+    key: str,
+    value: object,
+    runs: int,
+    *,
+    open_page: Callable[[], AppTest] = opened,
+    check: Callable[[AppTest], AppTest] = checked,
+) -> float:
     """Median time of the rerun that applies `value` to a freshly shown, unfiltered page."""
     times = []
     for _ in range(runs):
         st.cache_data.clear()
-        app = checked(new_app().run())  # the page as the user sees it before the change
+        app = open_page()  # the page as the user sees it before the change
         widget = getattr(app.sidebar, kind)(key=key)
         if kind == "text_input":
             widget.input(value)
         else:
             widget.set_value(value)
         started = time.perf_counter()
-        checked(app.run())
+        check(app.run())
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import streamlit as st
 from PIL import Image
@@ -219,6 +221,27 @@ def test_load_demo_button_fills_the_log_and_opens_logs(empty_log):
     no_exception(app)
     assert app.title[0].value == "Logs"
     assert len(shown_rows(app)) == 50  # a full first page of the 2,000 demo calls
+
+
+def test_a_database_that_is_down_is_a_clear_message_not_a_traceback(monkeypatch):
+    with socket.socket() as probe:  # a port that nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        "IMAGELOG_DATABASE_URL", f"postgresql+psycopg://auditor:s3cret@127.0.0.1:{closed_port}/log"
+    )
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+    app = run_app()
+
+    no_exception(app)
+    message = app.error[0].value
+    assert message.startswith(
+        f"Cannot reach the log database `postgresql+psycopg://auditor:***@127.0.0.1:{closed_port}/log`"
+    )
+    assert "Connection refused" in message and "s3cret" not in message
+    assert [b.label for b in app.button] == ["Try again"]
 
 
 # --- logs --------------------------------------------------------------------------------------
@@ -504,6 +527,19 @@ def test_analytics_totals_follow_the_filters(log):
     assert len(app.get("vega_lite_chart")) == 4  # calls, cost, latency, top models
 
 
+def test_analytics_charts_per_hour_or_per_day_as_chosen(log):
+    moments = [call.created_at for call in known_calls()]
+    app = open_page("analytics")  # five calls within three hours: hourly by default
+    hourly = chart_rows(app)
+
+    app.get("segmented_control")[0].set_value("day").run()
+
+    no_exception(app)
+    assert hourly == len({moment.replace(minute=0, second=0, microsecond=0) for moment in moments})
+    assert chart_rows(app) == len({moment.date() for moment in moments})
+    assert {metric.label: metric.value for metric in app.metric}["Calls"] == "5"
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -512,3 +548,9 @@ def shown_thumbnails(app: AppTest) -> list[bytes]:
     prefix = "data:image/webp;base64,"
     urls = [url for element in app.get("image") for url in element.value]
     return [base64.b64decode(url.removeprefix(prefix)) for url in urls if url.startswith(prefix)]
+
+
+def chart_rows(app: AppTest) -> int:
+    """Rows of the data behind the run's first chart (calls over time)."""
+    dataset = app.get("vega_lite_chart")[0].proto.datasets[0]
+    return pa.ipc.open_stream(dataset.data.data).read_all().num_rows

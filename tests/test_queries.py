@@ -7,10 +7,12 @@ arrives, and reads them back through the public query functions only.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
 from store.queries import (
     Cursor,
@@ -24,6 +26,7 @@ from store.queries import (
     iter_records,
     list_gallery,
     list_logs,
+    overview,
     provider_summary,
     summary,
     top_models,
@@ -394,6 +397,111 @@ def test_top_models_puts_the_busiest_first(logged):
     ]
 
 
+def test_overview_gives_the_figures_of_each_analytics_query(logged):
+    flt = LogFilter(providers=("openai", "azure"))
+
+    result = overview(logged, flt, "hour")
+
+    assert asdict(result.summary) == pytest.approx(asdict(summary(logged, flt)))
+    assert_frame_equal(result.providers, provider_summary(logged, flt, by="provider"))
+    assert_frame_equal(result.models, provider_summary(logged, flt, by="model"))
+    assert_frame_equal(result.activity, activity(logged, flt, "hour"))
+    assert_frame_equal(result.top_models(2), top_models(logged, flt, limit=2))
+    assert list(result.activity["calls"]) == [1, 1, 1, 1]
+    assert list(overview(logged, flt, "day").activity["calls"]) == [4]
+    with pytest.raises(ValueError, match="bucket"):
+        overview(logged, flt, "week")
+
+
+def test_overview_of_an_empty_view_is_empty(logged):
+    result = overview(logged, LogFilter(providers=("nobody",)))
+
+    assert (result.summary.calls, result.summary.cost_usd) == (0, 0.0)
+    assert result.providers.empty and result.models.empty and result.activity.empty
+    assert result.top_models().empty
+
+
+def spread_calls() -> list[CallRecord]:
+    """90 calls of two providers over three days: uneven latencies with ties, some missing,
+    errors, costs and URL states, so each group's percentiles fall between two ranks."""
+    records = []
+    for k in range(90):
+        provider, model = [("openai", "dall-e-3"), ("openai", "gpt-image-1"), ("bfl", "flux")][
+            k % 3
+        ]
+        records.append(
+            CallRecord(
+                created_at=T0 + timedelta(hours=k),
+                provider=provider,
+                model=model,
+                latency_ms=None if k % 11 == 0 else float((k * 37) % 23 * 10 + k % 4),
+                status="error" if k % 7 == 0 else "ok",
+                cost_usd=(k % 5) / 100,
+                user=f"user{k % 2}",
+                images=[image(["live", "expired"][k % 2], k)],
+            )
+        )
+    return records
+
+
+def matching(records: list[CallRecord], flt: LogFilter) -> list[CallRecord]:
+    """The records `flt` keeps, decided in Python: the reference the SQL is checked against."""
+    kept = []
+    for record in records:
+        if flt.statuses and record.status not in flt.statuses:
+            continue
+        if flt.since and record.created_at < flt.since:
+            continue
+        if flt.until and record.created_at >= flt.until:
+            continue
+        if flt.min_cost is not None and (record.cost_usd or 0) < flt.min_cost:
+            continue
+        if flt.user and record.user != flt.user:
+            continue
+        if flt.url_states and not {i.url_state for i in record.images} & set(flt.url_states):
+            continue
+        kept.append(record)
+    return kept
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        LogFilter(),
+        LogFilter(statuses=("ok",)),
+        LogFilter(since=T0 + timedelta(hours=20), until=T0 + timedelta(hours=70)),
+        LogFilter(min_cost=0.02),
+        LogFilter(url_states=("expired",)),
+        LogFilter(user="user1"),  # not in the latency indexes: the matches are sorted instead
+    ],
+    ids=["all", "status", "dates", "cost", "url_state", "user"],
+)
+def test_percentiles_per_provider_and_model_are_percentile_cont_of_the_view(engine, flt):
+    records = spread_calls()
+    insert_calls(engine, records)
+    kept = matching(records, flt)
+
+    result = overview(engine, flt)
+
+    for keys, frame in ((["provider"], result.providers), (["provider", "model"], result.models)):
+        for row in frame.itertuples():
+            group = [r for r in kept if all(getattr(r, k) == getattr(row, k) for k in keys)]
+            latencies = pd.Series([r.latency_ms for r in group], dtype="float64").dropna()
+            assert row.calls == len(group)
+            assert row.p50_latency_ms == pytest.approx(latencies.quantile(0.5)), (keys, row)
+            assert row.p95_latency_ms == pytest.approx(latencies.quantile(0.95)), (keys, row)
+
+
+def test_a_group_without_any_latency_has_no_percentiles(engine):
+    insert_calls(engine, [CallRecord(provider="p", model="m", status="error")] * 1)
+    insert_calls(engine, [CallRecord(provider="p", model="n", latency_ms=5)])
+
+    models = overview(engine, LogFilter()).models.set_index("model")
+
+    assert models.loc["m", ["p50_latency_ms", "p95_latency_ms"]].isna().all()
+    assert models.loc["n", ["p50_latency_ms", "p95_latency_ms"]].tolist() == [5.0, 5.0]
+
+
 def test_facets_offer_every_distinct_value(logged):
     result = facets(logged)
 
@@ -429,60 +537,6 @@ def test_iter_records_streams_every_matching_call_with_its_images(logged):
     ]
     only_azure = list(iter_records(logged, LogFilter(providers=("azure",)), batch_size=1))
     assert {NAMES[r.id] for r in only_azure} == {"fox_azure", "error_azure"}
-
-
-def test_a_filter_survives_the_round_trip_through_query_params():
-    flt = LogFilter(
-        providers=("openai", "azure"),
-        models=("dall-e-3",),
-        statuses=("ok",),
-        url_states=("expired",),
-        since=T0,
-        until=T0 + timedelta(days=7),
-        min_cost=0.01,
-        max_cost=2.5,
-        user="alice",
-        tag="team=ads",
-        search='"red fox" -logo',
-    )
-
-    params = flt.to_query_params()
-
-    assert params["provider"] == ["openai", "azure"]
-    assert params["since"] == "2026-11-20T12:00:00Z"
-    assert LogFilter.from_query_params(params) == flt
-    assert LogFilter().to_query_params() == {}
-
-
-class RepeatedKeys(dict):
-    """The shape of st.query_params: the last value by key, every value through get_all."""
-
-    def get_all(self, key):
-        return list(self.get(key, []))
-
-
-def test_query_params_with_junk_give_a_usable_filter():
-    flt = LogFilter.from_query_params(
-        RepeatedKeys(
-            provider=["openai", "", "azure"],
-            status=["ok", "bogus"],
-            url_state=["expired,teleported"],
-            since=["not a date"],
-            until=["2026-11-21"],
-            min_cost=["-3"],
-            max_cost=["nan"],
-            tag=["no equals sign"],
-            q=["   "],
-            unrelated=["x"],
-        )
-    )
-
-    assert flt == LogFilter(
-        providers=("openai", "azure"),
-        statuses=("ok",),
-        url_states=("expired",),
-        until=datetime(2026, 11, 21, tzinfo=UTC),
-    )
 
 
 @pytest.mark.parametrize(

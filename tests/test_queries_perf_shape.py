@@ -14,6 +14,7 @@ SQLite plans by rule, without statistics, as it does on a user's million-row fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from store.queries import (
     image_ids,
     list_gallery,
     list_logs,
+    overview,
 )
 from store.records import CallRecord, ImageRecord
 from store.writer import insert_calls
@@ -276,3 +278,41 @@ def test_the_other_page_queries_use_indexes_too(filled, run, monkeypatch):
     monkeypatch.setattr(filters, "SELECTIVE_BELOW", 10)  # as on a big log: states are common
     for plan in plans_of(filled, lambda: run(filled)):
         assert_no_full_scan_or_sort(filled, plan)
+
+
+ANALYTICS_FILTERS = [
+    LogFilter(),
+    LogFilter(providers=("openai",), statuses=("ok",), since=T0 + timedelta(days=1)),
+]
+
+
+@pytest.mark.parametrize("flt", ANALYTICS_FILTERS, ids=["all", "filtered"])
+def test_the_analytics_pass_reads_calls_grouped_in_the_hourly_index(filled, flt):
+    grouped = plans_of(filled, lambda: overview(filled, flt))[0]
+
+    if is_postgres(filled):
+        assert "Seq Scan" not in grouped, grouped
+        if flt.is_empty:  # a narrow filter may rightly start from its own index instead
+            assert "Index Only Scan using ix_generations_provider_model_hour_totals" in grouped
+    else:
+        assert "COVERING INDEX ix_generations_provider_model_hour_totals" in grouped, grouped
+        lines = grouped.splitlines()
+        # The only sort is the outer one, of the few hourly rows into days.
+        sorted_after = [lines[k - 1] for k, line in enumerate(lines) if "TEMP B-TREE" in line]
+        assert sorted_after == ["SCAN hourly"], grouped
+
+
+@pytest.mark.parametrize("flt", ANALYTICS_FILTERS, ids=["all", "filtered"])
+def test_latency_percentiles_step_through_an_index_instead_of_sorting(filled, flt):
+    _grouped, _states, by_provider, by_model = plans_of(filled, lambda: overview(filled, flt))
+
+    for plan, index in (
+        (by_provider, "ix_generations_provider_latency_ms"),
+        (by_model, "ix_generations_provider_model_latency_ms"),
+    ):
+        if is_postgres(filled):
+            assert re.search(f"Index Only Scan (Backward )?using {index} ", plan), plan
+            assert "Sort" not in plan and "Seq Scan" not in plan, plan
+        else:
+            assert f"COVERING INDEX {index} " in plan, plan
+            assert "TEMP B-TREE" not in plan, plan

@@ -13,15 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from store import queries
+from store import db, queries
 from store.config import database_url
 from store.db import make_engine
-from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Summary
+from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
 
 #: How stale a page may be: short enough that a new call appears on the next interaction.
 CACHE_TTL_SECONDS = 15
@@ -42,7 +40,7 @@ def engine() -> Engine:
 
 def display_url() -> str:
     """The database URL without its password, for the welcome page and captions."""
-    return make_url(database_url()).render_as_string(hide_password=True)
+    return db.display_url()
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
@@ -105,40 +103,15 @@ def gallery(flt: LogFilter, *, limit: int, after: Cursor | None = None) -> Galle
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _summary(url: str, flt: LogFilter) -> Summary:
-    return queries.summary(engine_for(url), flt)
+def _overview(url: str, flt: LogFilter, bucket: str) -> Overview:
+    return queries.overview(engine_for(url), flt, bucket=bucket)
 
 
-def summary(flt: LogFilter) -> Summary:
-    return _summary(database_url(), flt)
-
-
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _provider_summary(url: str, flt: LogFilter, by: str) -> pd.DataFrame:
-    return queries.provider_summary(engine_for(url), flt, by=by)
-
-
-def provider_summary(flt: LogFilter, by: str) -> pd.DataFrame:
-    """Calls, errors, cost and latency p50/p95 per provider ("provider") or model ("model")."""
-    return _provider_summary(database_url(), flt, by)
-
-
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _activity(url: str, flt: LogFilter, bucket: str) -> pd.DataFrame:
-    return queries.activity(engine_for(url), flt, bucket=bucket)
-
-
-def activity(flt: LogFilter, bucket: str) -> pd.DataFrame:
-    return _activity(database_url(), flt, bucket)
-
-
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _top_models(url: str, flt: LogFilter, limit: int) -> pd.DataFrame:
-    return queries.top_models(engine_for(url), flt, limit)
-
-
-def top_models(flt: LogFilter, limit: int = 10) -> pd.DataFrame:
-    return _top_models(database_url(), flt, limit)
+def overview(flt: LogFilter, bucket: str) -> Overview:
+    """Every Analytics figure of the view (totals, per provider / model, activity per
+    `bucket`), read together: one pass over the index, where one query per chart read it
+    four times."""
+    return _overview(database_url(), flt, bucket)
 
 
 _CACHED: tuple[Callable[..., Any], ...] = (
@@ -148,10 +121,7 @@ _CACHED: tuple[Callable[..., Any], ...] = (
     _count,
     _log,
     _gallery,
-    _summary,
-    _provider_summary,
-    _activity,
-    _top_models,
+    _overview,
 )
 
 

@@ -7,17 +7,20 @@ p50/p95 per provider and model), and who (the busiest models).
 from datetime import timedelta
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 from components import data, filters
 
 from store.models import utcnow
+from store.queries import LogFilter, Summary
 
 #: A view spanning more than this is charted per day, a shorter one per hour.
 HOURLY_UP_TO = timedelta(days=3)
+#: The "Per" control's key.
+BUCKET = "analytics_bucket"
 
 
-def totals(flt) -> None:
-    figures = data.summary(flt)
+def totals(figures: Summary) -> None:
     calls, images, cost, errors, expired, unknown = st.columns(6)
     calls.metric("Calls", f"{figures.calls:,}", border=True)
     images.metric("Images", f"{figures.images:,}", border=True)
@@ -38,7 +41,7 @@ def totals(flt) -> None:
     )
 
 
-def default_bucket(flt) -> str:
+def default_bucket(flt: LogFilter) -> str:
     facets = data.facets()
     start = flt.since or facets.first_at
     end = flt.until or facets.last_at or utcnow()
@@ -47,13 +50,16 @@ def default_bucket(flt) -> str:
     return "hour"
 
 
-def over_time(flt) -> None:
+def chosen_bucket(flt: LogFilter) -> str:
+    """The "Per" choice of the last run (read before the control is drawn, because the
+    figures above it are read in the same query), else the view's default."""
+    return st.session_state.get(BUCKET) or default_bucket(flt)
+
+
+def over_time(flt: LogFilter, activity: pd.DataFrame, bucket: str) -> None:
     heading, choice = st.columns([4, 1], vertical_alignment="bottom")
     heading.subheader("Over time (UTC)")
-    bucket = choice.segmented_control(
-        "Per", ["hour", "day"], default=default_bucket(flt), key="analytics_bucket"
-    ) or default_bucket(flt)
-    activity = data.activity(flt, bucket)
+    choice.segmented_control("Per", ["hour", "day"], default=default_bucket(flt), key=BUCKET)
     if activity.empty:
         st.caption("No calls in this view.")
         return
@@ -92,9 +98,8 @@ def over_time(flt) -> None:
     right.altair_chart(cost, width="stretch")
 
 
-def latency(flt) -> None:
+def latency(providers: pd.DataFrame, models: pd.DataFrame) -> None:
     st.subheader("Latency and cost by provider")
-    providers = data.provider_summary(flt, "provider")
     if providers.empty:
         st.caption("No calls in this view.")
         return
@@ -125,7 +130,7 @@ def latency(flt) -> None:
     right.dataframe(providers, hide_index=True, column_config=_columns(), width="stretch")
     st.caption("By model")
     st.dataframe(
-        data.provider_summary(flt, "model"),
+        models,
         hide_index=True,
         column_config=_columns(),
         width="stretch",
@@ -133,9 +138,8 @@ def latency(flt) -> None:
     )
 
 
-def busiest(flt) -> None:
+def busiest(top: pd.DataFrame) -> None:
     st.subheader("Top models")
-    top = data.top_models(flt, 10)
     if top.empty:
         st.caption("No calls in this view.")
         return
@@ -175,7 +179,9 @@ def _columns() -> dict[str, object]:
 view = filters.current()
 st.title("Analytics")
 st.caption("Totals and trends of the calls matching the sidebar filters.")
-totals(view)
-over_time(view)
-latency(view)
-busiest(view)
+bucket = chosen_bucket(view)
+figures = data.overview(view, bucket)
+totals(figures.summary)
+over_time(view, figures.activity, bucket)
+latency(figures.providers, figures.models)
+busiest(figures.top_models(10))

@@ -6,7 +6,15 @@ benchmarks/dashboard_queries.py for the figures and tests/test_queries_perf_shap
 query plans.
 """
 
-from store.queries.analytics import Summary, activity, provider_summary, summary, top_models
+from store.queries.analytics import (
+    Overview,
+    Summary,
+    activity,
+    overview,
+    provider_summary,
+    summary,
+    top_models,
+)
 from store.queries.export import iter_records
 from store.queries.facets import Facets, facets
 from store.queries.filters import LogFilter
@@ -32,6 +40,7 @@ __all__ = [
     "LogDetail",
     "LogFilter",
     "LogPage",
+    "Overview",
     "Summary",
     "activity",
     "count_logs",
@@ -42,6 +51,7 @@ __all__ = [
     "iter_records",
     "list_gallery",
     "list_logs",
+    "overview",
     "provider_summary",
     "summary",
     "top_models",
