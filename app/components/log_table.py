@@ -18,6 +18,8 @@ from components.image_cards import data_uri
 #: Characters of the prompt shown in a row; the Detail page has the whole prompt.
 PROMPT_CHARS = 90
 
+#: Columns in the order an auditor scans them: which call, did it work, is the image still
+#: hosted, what it cost; then the prompt and parameters.
 COLUMN_CONFIG = {
     "thumbnail": st.column_config.ImageColumn("", width="small"),
     "created_at": st.column_config.DatetimeColumn(
@@ -25,14 +27,9 @@ COLUMN_CONFIG = {
     ),
     "provider": st.column_config.TextColumn("Provider", width=100),
     "model": st.column_config.TextColumn("Model", width=130),
-    "prompt": st.column_config.TextColumn("Prompt", width=300),
-    "size_quality": st.column_config.TextColumn("Size · quality", width=120),
-    "n": st.column_config.NumberColumn("n", format="%d", width=36),
     "status": st.column_config.MultiselectColumn(
         "Status", options=["ok", "error"], color=["#16a34a", "#dc2626"], width=70
     ),
-    "latency_ms": st.column_config.NumberColumn("Latency", format="%.0f ms", width=85),
-    "cost_usd": st.column_config.NumberColumn("Cost", format="$%.3f", width=70),
     "url_state": st.column_config.MultiselectColumn(
         "URL",
         options=list(badges.STATES),
@@ -41,6 +38,11 @@ COLUMN_CONFIG = {
         width=85,
     ),
     "url_when": st.column_config.TextColumn("URL expiry", width=170),
+    "cost_usd": st.column_config.NumberColumn("Cost", format="$%.3f", width=70),
+    "latency_ms": st.column_config.NumberColumn("Latency", format="%.0f ms", width=85),
+    "prompt": st.column_config.TextColumn("Prompt", width=300),
+    "size_quality": st.column_config.TextColumn("Size · quality", width=120),
+    "n": st.column_config.NumberColumn("n", format="%d", width=36),
 }
 
 
@@ -52,20 +54,20 @@ def table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
             "created_at": rows["created_at"],
             "provider": rows["provider"],
             "model": rows["model"],
+            "status": [[status] for status in rows["status"]],
+            "url_state": [[state] if isinstance(state, str) else [] for state in rows["url_state"]],
+            "url_when": [
+                badges.when(state, expires_at, None, now)
+                for state, expires_at in zip(rows["url_state"], rows["expires_at"], strict=True)
+            ],
+            "cost_usd": rows["cost_usd"],
+            "latency_ms": rows["latency_ms"],
             "prompt": [short_prompt(prompt) for prompt in rows["prompt"]],
             "size_quality": [
                 size_quality(size, quality)
                 for size, quality in zip(rows["size"], rows["quality"], strict=True)
             ],
             "n": rows["n"],
-            "status": [[status] for status in rows["status"]],
-            "latency_ms": rows["latency_ms"],
-            "cost_usd": rows["cost_usd"],
-            "url_state": [[state] if isinstance(state, str) else [] for state in rows["url_state"]],
-            "url_when": [
-                badges.when(state, expires_at, None, now)
-                for state, expires_at in zip(rows["url_state"], rows["expires_at"], strict=True)
-            ],
         }
     )
     return shown.reset_index(drop=True)
