@@ -20,6 +20,7 @@ from store.db import make_engine
 from tests.standins import image_host as image_host_routes
 from tests.standins.openai_server import OpenAIStandIn
 from tests.standins.server import LoopbackServer
+from tests.standins.signed_host import SignedHost
 
 POSTGRES_URL = os.environ.get(
     "IMAGELOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -92,3 +93,17 @@ def recorder(db_url, tmp_path) -> Iterator[Recorder]:
     recorder = Recorder(db_url, spool_path=tmp_path / "spool.jsonl", retry_interval=0.2)
     yield recorder
     recorder.close(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def host_server() -> Iterator[SignedHost]:
+    """The loopback signed-URL host of tests/standins/signed_host.py, one per session."""
+    with SignedHost() as host:
+        yield host
+
+
+@pytest.fixture
+def host(host_server: SignedHost) -> SignedHost:
+    """The signed-URL host with its per-test state (requests seen, toggles) cleared."""
+    host_server.reset()
+    return host_server

@@ -3,7 +3,6 @@ backoff, the --due selection, the last-chance thumbnail, and never a false "expi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,22 +16,9 @@ from store.expiry.check import IMAGES, SIGNATURE_EXPIRED, backoff, select_rows
 from store.models import utcnow
 from store.records import CallRecord, ImageRecord
 from store.writer import insert_calls
-from tests.standins.signed_host import SignedHost
 
 HOUR = timedelta(hours=1)
 STALE = timedelta(hours=6)
-
-
-@pytest.fixture(scope="module")
-def host_server() -> Iterator[SignedHost]:
-    with SignedHost() as host:
-        yield host
-
-
-@pytest.fixture
-def host(host_server: SignedHost) -> SignedHost:
-    host_server.reset()
-    return host_server
 
 
 def add_images(engine, *images: ImageRecord | str, created_at: datetime | None = None) -> list[int]:

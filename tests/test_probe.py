@@ -4,7 +4,6 @@ classification the thumbnail worker shares."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,22 +11,9 @@ import pytest
 from store.expiry.probe import Prober, interleave_by_host, probe_urls
 from store.models import UrlState
 from store.url_answers import classify_answer, url_state_for
-from tests.standins.signed_host import SignedHost
 
 NOW = datetime.now(UTC)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def host_server() -> Iterator[SignedHost]:
-    with SignedHost() as host:
-        yield host
-
-
-@pytest.fixture
-def host(host_server: SignedHost) -> SignedHost:
-    host_server.reset()
-    return host_server
 
 
 def probe(*urls: str, **options: float) -> list:
