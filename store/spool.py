@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from store.config import default_data_dir
+from store.db import display_url
 from store.records import CallRecord
 
 try:  # POSIX: a lock that other processes see too
@@ -46,8 +47,7 @@ def default_spool_path(database_url: str) -> Path:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database).expanduser().with_name(Path(url.database).name + ".spool.jsonl")
     # The URL (password hidden) names the file, so two databases never share a spool.
-    rendered = url.render_as_string(hide_password=True)
-    digest = hashlib.sha256(rendered.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(display_url(database_url).encode()).hexdigest()[:16]
     return default_data_dir() / f"spool-{digest}.jsonl"
 
 
