@@ -15,8 +15,8 @@ Streamlit's redacted "This app has encountered an error".
 import streamlit as st
 from components import data, filters
 
-from store.db import UNAVAILABLE_ERRORS
-from store.redaction import describe_exception
+from store.capture.redaction import describe_exception
+from store.schema.db import UNAVAILABLE_ERRORS
 
 st.set_page_config(page_title="imagelog", page_icon=":material/photo_library:", layout="wide")
 

@@ -36,7 +36,7 @@ from logs_page import median_seconds, new_app  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from store.db import make_engine  # noqa: E402
+from store.schema.db import make_engine  # noqa: E402
 
 PAGE = "views/analytics.py"
 RUN_BUDGET_S = 1.5

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/dashboard_queries.py                 # both backends, 1M calls
     .venv/bin/python benchmarks/dashboard_queries.py --count 50000 --backend sqlite
 
-The log is filled by the demo generator (`store.demo.load_demo`, the same calls `python -m
+The log is filled by the demo generator (`store.transfer.demo.load_demo`, the same calls `python -m
 store demo` writes) once and reused: SQLite in benchmarks/out/, PostgreSQL in its own schema.
 Each query runs once to warm the cache, then `--runs` times; the median is printed beside
 the same run's raw baseline (a plain newest-first `SELECT ... LIMIT 50` on the same
@@ -27,8 +27,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.db import make_engine
-from store.demo import load_demo
+from store.capture.writer import GENERATIONS
 from store.queries import (
     LogFilter,
     activity,
@@ -41,7 +40,8 @@ from store.queries import (
     summary,
     top_models,
 )
-from store.writer import GENERATIONS
+from store.schema.db import make_engine
+from store.transfer.demo import load_demo
 
 OUT = Path(__file__).parent / "out"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

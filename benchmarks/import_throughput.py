@@ -1,10 +1,11 @@
-"""Records per second of `import` (store.jsonl.import_jsonl), on SQLite and PostgreSQL.
+"""Records per second of `import` (store.transfer.jsonl.import_jsonl), on SQLite and PostgreSQL.
 
     .venv/bin/python benchmarks/import_throughput.py                       # 100k calls, both
     .venv/bin/python benchmarks/import_throughput.py --count 10000 --backend sqlite
 
-The file is what `export` writes for demo calls (store.demo: several providers, signed URLs,
-request / response JSON, metadata); images carry URLs and facts but no b64 payload, so the
+The file is what `export` writes for demo calls (store.transfer.demo: several providers,
+signed URLs, request / response JSON, metadata); images carry URLs and facts but no b64
+payload, so the
 figure is about validation and the database, not base64 decoding. Each run imports into a new
 database. The raw baseline, measured in the same run on another new database, inserts the same
 lines with `json.loads` and a plain SQLAlchemy Core `executemany` in batches of the same size:
@@ -30,11 +31,11 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.db import make_engine
-from store.demo import DemoGenerator
-from store.jsonl import import_jsonl, parse_line, records_to_jsonl
-from store.models import utcnow
-from store.writer import GENERATIONS, IMAGES
+from store.capture.writer import GENERATIONS, IMAGES
+from store.schema.db import make_engine
+from store.schema.models import utcnow
+from store.transfer.demo import DemoGenerator
+from store.transfer.jsonl import import_jsonl, parse_line, records_to_jsonl
 
 DEFAULT_POSTGRES = os.environ.get(
     "IMAGELOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

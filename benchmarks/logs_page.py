@@ -37,7 +37,7 @@ from dashboard_queries import BASELINE_SQL, ensure_calls, sqlite_url  # noqa: E4
 from sqlalchemy import text  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from store.db import make_engine  # noqa: E402
+from store.schema.db import make_engine  # noqa: E402
 
 APP = ROOT / "app" / "main.py"
 RUN_BUDGET_S = 1.0

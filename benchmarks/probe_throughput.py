@@ -49,12 +49,12 @@ from sqlalchemy import create_engine, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from store.db import make_engine  # noqa: E402
+from store.capture.writer import IMAGES, insert_calls  # noqa: E402
 from store.expiry import check_images  # noqa: E402
 from store.expiry.probe import CONNECTIONS_PER_POOL, PROBE_HEADERS  # noqa: E402
-from store.models import utcnow  # noqa: E402
-from store.records import CallRecord, ImageRecord  # noqa: E402
-from store.writer import IMAGES, insert_calls  # noqa: E402
+from store.schema.db import make_engine  # noqa: E402
+from store.schema.models import utcnow  # noqa: E402
+from store.schema.records import CallRecord, ImageRecord  # noqa: E402
 from tests.standins.signed_host import SignedUrls  # noqa: E402
 
 #: (kind, truth, count per 100 URLs). truth: what a correct check must conclude.

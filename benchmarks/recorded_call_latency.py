@@ -31,7 +31,7 @@ from openai import OpenAI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from store import Recorder
-from store.transport import SDK_LIMITS, SDK_TIMEOUT
+from store.capture.transport import SDK_LIMITS, SDK_TIMEOUT
 from tests.standins.openai_server import OpenAIStandIn
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.thumbnails import THUMBNAIL_TARGET_BYTES, make_thumbnail
+from store.media.thumbnails import THUMBNAIL_TARGET_BYTES, make_thumbnail
 from tests.standins.image_host import draw_image
 
 #: (width, height, extension): what dall-e-2/3, gpt-image and FLUX return.

@@ -4,7 +4,7 @@ The public surface is small: `Recorder` (with `httpx_client()`, `async_httpx_cli
 `track()`, `record()`, `flush()`, `close()`) and the record types it takes.
 """
 
-from store.recorder import Recorder
-from store.records import CallRecord, ImageRecord
+from store.capture.recorder import Recorder
+from store.schema.records import CallRecord, ImageRecord
 
 __all__ = ["CallRecord", "ImageRecord", "Recorder"]

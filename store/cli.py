@@ -26,8 +26,8 @@ Subparsers = Any  # argparse's _SubParsersAction is private; the type adds nothi
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: sys.argv[1:]), run the chosen command, return its exit code."""
-    from store.db import UNAVAILABLE_ERRORS, display_url
-    from store.redaction import describe_exception
+    from store.capture.redaction import describe_exception
+    from store.schema.db import UNAVAILABLE_ERRORS, display_url
 
     args = build_parser().parse_args(argv)
     try:
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def open_engine(args: argparse.Namespace) -> Engine:
     """The engine every command uses: `--database-url`, else the configured default."""
-    from store.db import make_engine
+    from store.schema.db import make_engine
 
     return make_engine(args.database_url)
 
@@ -115,8 +115,8 @@ def _run_import(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
     from tqdm import tqdm  # writes above the progress bar instead of through it
 
-    from store.jsonl import UnreadableFile, import_jsonl
-    from store.redaction import describe_exception
+    from store.capture.redaction import describe_exception
+    from store.transfer.jsonl import UnreadableFile, import_jsonl
 
     engine = open_engine(args)
     try:
@@ -195,7 +195,7 @@ def _log_filter(args: argparse.Namespace) -> LogFilter:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from store.jsonl import export_records
+    from store.transfer.jsonl import export_records
 
     engine = open_engine(args)
     try:
@@ -303,7 +303,7 @@ def _add_demo(subparsers: Subparsers) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from store.demo import load_demo
+    from store.transfer.demo import load_demo
 
     engine = open_engine(args)
     try:
@@ -332,7 +332,7 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
 
 
 def _run_thumbnails(args: argparse.Namespace) -> int:
-    from store.thumbnail_worker import retry_missing_thumbnails
+    from store.media.thumbnail_worker import retry_missing_thumbnails
 
     engine = open_engine(args)
     try:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from store import Recorder
-from store.db import make_engine
+from store.schema.db import make_engine
 from tests.standins import image_host as image_host_routes
 from tests.standins.openai_server import OpenAIStandIn
 from tests.standins.server import LoopbackServer

@@ -1,6 +1,6 @@
 """The dashboard's pages under Streamlit's AppTest, on a real database (SQLite and PostgreSQL).
 
-Each test writes a handful of known calls through store.writer (the way the recorder does),
+Each test writes a handful of known calls through store.capture.writer (the way the recorder does),
 points IMAGELOG_DATABASE_URL at the database and runs app/main.py as Streamlit would.
 """
 
@@ -25,11 +25,11 @@ from PIL import Image
 from sqlalchemy import Engine, select, update
 from streamlit.testing.v1 import AppTest
 
-from store.db import make_engine
-from store.models import UrlState, utcnow
-from store.records import CallRecord, ImageRecord
-from store.thumbnails import make_thumbnail
-from store.writer import IMAGES, insert_calls
+from store.capture.writer import IMAGES, insert_calls
+from store.media.thumbnails import make_thumbnail
+from store.schema.db import make_engine
+from store.schema.models import UrlState, utcnow
+from store.schema.records import CallRecord, ImageRecord
 from tests.standins.server import LoopbackServer, Reply, Request
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"

@@ -21,8 +21,8 @@ from urllib.request import urlopen
 
 import pytest
 
-from store.db import make_engine
-from store.demo import load_demo
+from store.schema.db import make_engine
+from store.transfer.demo import load_demo
 
 pytestmark = pytest.mark.browser
 

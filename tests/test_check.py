@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from store.capture.writer import insert_calls
 from store.cli import main
-from store.db import make_engine
-from store.demo import load_demo
 from store.expiry import check, check_images, signed_expiry
 from store.expiry.check import IMAGES, SIGNATURE_EXPIRED, backoff, select_rows
-from store.models import utcnow
-from store.records import CallRecord, ImageRecord
-from store.writer import insert_calls
+from store.schema.db import make_engine
+from store.schema.models import utcnow
+from store.schema.records import CallRecord, ImageRecord
+from store.transfer.demo import load_demo
 
 HOUR = timedelta(hours=1)
 STALE = timedelta(hours=6)

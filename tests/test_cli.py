@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from store.cli import format_summary_table, main
-from store.demo import load_demo
-from store.models import Generation
+from store.schema.models import Generation
+from store.transfer.demo import load_demo
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent

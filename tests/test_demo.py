@@ -1,5 +1,5 @@
-"""The demo generator (store.demo) on SQLite and PostgreSQL: realistic calls, thumbnails that
-exist, URL states that agree with the signed expiries the expiry module reads.
+"""The demo generator (store.transfer.demo) on SQLite and PostgreSQL: realistic calls,
+thumbnails that exist, URL states that agree with the signed expiries the expiry module reads.
 
 The clock is fixed (`now=NOW`) so every expectation about live / expired URLs is exact.
 """
@@ -11,16 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from store.demo import (
+from store.expiry import check_images, predict_expiry
+from store.expiry.check import DEFAULT_STALE_AFTER
+from store.schema.models import Generation, Image
+from store.transfer.demo import (
     CATALOGUE,
     DEMO_DAYS,
     LAST_SWEEP_AGO,
     DemoGenerator,
     load_demo,
 )
-from store.expiry import check_images, predict_expiry
-from store.expiry.check import DEFAULT_STALE_AFTER
-from store.models import Generation, Image
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 COUNT = 800

@@ -1,4 +1,4 @@
-"""JSONL import and JSONL / CSV export (store.jsonl), on SQLite and PostgreSQL.
+"""JSONL import and JSONL / CSV export (store.transfer.jsonl), on SQLite and PostgreSQL.
 
 Files are real files under tmp_path; records go in through `import_jsonl` and come back out
 through `store.queries.iter_records` and the serialisers the CLI and the dashboard share.
@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
-from store.jsonl import (
+from store.queries import LogFilter
+from store.schema.models import Generation, Image
+from store.schema.records import CallRecord
+from store.transfer.jsonl import (
     CSV_COLUMNS,
     LineProblem,
     UnreadableFile,
@@ -26,9 +29,6 @@ from store.jsonl import (
     records_to_csv,
     records_to_jsonl,
 )
-from store.models import Generation, Image
-from store.queries import LogFilter
-from store.records import CallRecord
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 PNG_1PX = base64.b64decode(

@@ -9,8 +9,7 @@ import tomllib
 import pytest
 from sqlalchemy import select
 
-from store.models import CostSource, Generation
-from store.pricing import (
+from store.capture.pricing import (
     NOTE_LENGTH,
     PRICES_ENV,
     SHIPPED_PRICES,
@@ -20,8 +19,9 @@ from store.pricing import (
     price_call,
     price_table,
 )
-from store.records import CallRecord, ImageRecord
-from store.writer import insert_calls
+from store.capture.writer import insert_calls
+from store.schema.models import CostSource, Generation
+from store.schema.records import CallRecord, ImageRecord
 
 URL = "https://images.example.com/a.png"
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from store.expiry.probe import Prober, interleave_by_host, probe_urls
-from store.models import UrlState
-from store.url_answers import classify_answer, url_state_for
+from store.media.url_answers import classify_answer, url_state_for
+from store.schema.models import UrlState
 
 NOW = datetime.now(UTC)
 HOUR = timedelta(hours=1)

@@ -1,6 +1,6 @@
 """The dashboard's reads (store.queries) on SQLite and PostgreSQL, on calls written by the writer.
 
-Each test inserts CallRecords through `store.writer.insert_calls`, the way every real call
+Each test inserts CallRecords through `store.capture.writer.insert_calls`, the way every real call
 arrives, and reads them back through the public query functions only.
 """
 
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
+from store.capture.writer import insert_calls
 from store.queries import (
     Cursor,
     LogFilter,
@@ -32,8 +33,7 @@ from store.queries import (
     top_models,
 )
 from store.queries.filters import fts5_match_expression
-from store.records import CallRecord, ImageRecord
-from store.writer import insert_calls
+from store.schema.records import CallRecord, ImageRecord
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 THUMB = b"RIFF\x00\x00\x00\x00WEBPVP8 fake-thumbnail"

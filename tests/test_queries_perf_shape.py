@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
+from store.capture.writer import insert_calls
 from store.queries import (
     LogFilter,
     count_logs,
@@ -34,8 +35,7 @@ from store.queries import (
     list_logs,
     overview,
 )
-from store.records import CallRecord, ImageRecord
-from store.writer import insert_calls
+from store.schema.records import CallRecord, ImageRecord
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from store import Recorder
-from store.records import CallRecord, ImageRecord
-from store.writer import GENERATIONS, IMAGES
+from store.capture.writer import GENERATIONS, IMAGES
+from store.schema.records import CallRecord, ImageRecord
 from tests.standins.openai_server import _draw
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 from sqlalchemy import inspect, text
 
-from store.db import make_engine
+from store.schema.db import make_engine
 
 
 def test_a_new_database_is_upgraded_to_the_whole_schema(db_url):

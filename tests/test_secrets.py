@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from store import Recorder
-from store.redaction import MASK, Scrubber, redact_url, safe_headers, secret_values
+from store.capture.redaction import MASK, Scrubber, redact_url, safe_headers, secret_values
 from tests.standins.openai_server import SCENARIO_HEADER
 
 #: Nothing listens on port 1: a database that is down from the start.

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from store import Recorder
-from store.records import CallRecord, ImageRecord
-from store.spool import Spool, default_spool_path, spool_line
-from store.writer import GENERATIONS, IMAGES, insert_calls
+from store.capture.spool import Spool, default_spool_path, spool_line
+from store.capture.writer import GENERATIONS, IMAGES, insert_calls
+from store.schema.records import CallRecord, ImageRecord
 from tests.standins.openai_server import _draw
 from tests.standins.tcp_proxy import TcpProxy
 

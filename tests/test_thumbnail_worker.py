@@ -11,17 +11,17 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 
+from store.capture.writer import insert_calls
 from store.cli import main
-from store.models import Image, UrlState
-from store.records import CallRecord, ImageRecord
-from store.thumbnail_worker import (
+from store.media.thumbnail_worker import (
     IMAGES,
     ImageOutcome,
     ThumbnailWorker,
     retry_missing_thumbnails,
     store_image_facts,
 )
-from store.writer import insert_calls
+from store.schema.models import Image, UrlState
+from store.schema.records import CallRecord, ImageRecord
 from tests.standins.image_host import draw_image
 
 

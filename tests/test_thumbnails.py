@@ -10,8 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from store.models import UrlState
-from store.thumbnails import (
+from store.media.thumbnails import (
     MAX_IMAGE_PIXELS,
     THUMBNAIL_SIDE,
     FetchError,
@@ -20,6 +19,7 @@ from store.thumbnails import (
     make_client,
     make_thumbnail,
 )
+from store.schema.models import UrlState
 from tests.standins.image_host import draw_image, png_header_only
 
 

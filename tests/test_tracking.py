@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from store.writer import GENERATIONS, IMAGES
+from store.capture.writer import GENERATIONS, IMAGES
 from tests.standins.openai_server import _draw
 
 

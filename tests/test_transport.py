@@ -12,8 +12,8 @@ import pytest
 from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 from sqlalchemy import select
 
-from store.providers import Route, infer_route
-from store.writer import GENERATIONS, IMAGES
+from store.capture.providers import Route, infer_route
+from store.capture.writer import GENERATIONS, IMAGES
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
 
 API_KEY = "sk-test-transport-0123456789abcdef"

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from store.expiry import describe_url_state
-from store.models import UrlState
+from store.schema.models import UrlState
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from store import db, queries
-from store.config import database_url
-from store.db import make_engine
+from store import queries
 from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
+from store.schema import db
+from store.schema.config import database_url
+from store.schema.db import make_engine
 
 #: How stale a page may be: short enough that a new call appears on the next interaction.
 CACHE_TTL_SECONDS = 15

@@ -1,6 +1,6 @@
 """CSV and JSONL downloads of the filtered logs, byte for byte what `python -m store export` writes.
 
-Both go through store.jsonl.export_records, the function behind the CLI. The file is built
+Both go through store.transfer.jsonl.export_records, the function behind the CLI. The file is built
 only when the button is clicked (a callable `data`), so drawing the page never reads the
 whole filtered log.
 """
@@ -15,8 +15,8 @@ import streamlit as st
 from components import data
 from sqlalchemy import Engine
 
-from store.jsonl import export_records
 from store.queries import LogFilter
+from store.transfer.jsonl import export_records
 
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 

@@ -15,8 +15,8 @@ import streamlit as st
 from components import badges
 from components.text import plain
 
-from store.models import UrlState
 from store.queries import ImageDetail
+from store.schema.models import UrlState
 
 DETAIL_PAGE = "views/detail.py"
 

@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 from components import data, filters
 
-from store.models import utcnow
 from store.queries import LogFilter, Summary
+from store.schema.models import utcnow
 
 #: A view spanning more than this is charted per day, a shorter one per hour.
 HOURLY_UP_TO = timedelta(days=3)

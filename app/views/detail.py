@@ -8,8 +8,8 @@ import streamlit as st
 from components import data, image_cards, paging
 from components.text import plain
 
-from store.models import utcnow
 from store.queries import LogDetail
+from store.schema.models import utcnow
 
 LOG = "log"
 

@@ -8,7 +8,7 @@ link opens on its own page, from which "Newest" goes back to the start.
 import streamlit as st
 from components import data, filters, image_cards, paging
 
-from store.models import utcnow
+from store.schema.models import utcnow
 
 COLUMNS, ROWS = 6, 4
 PAGE_SIZE = COLUMNS * ROWS

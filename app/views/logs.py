@@ -7,7 +7,7 @@ returns to it. Export and "Check URLs now" act on the whole filtered view, not t
 import streamlit as st
 from components import data, export, filters, log_table, paging, url_check
 
-from store.models import utcnow
+from store.schema.models import utcnow
 
 PAGE_SIZE = 50
 

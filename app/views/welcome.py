@@ -1,13 +1,14 @@
 """Welcome: what an empty log shows. The two lines that start recording, and a demo to look at.
 
-The demo button writes the same calls as `python -m store demo` (store.demo.load_demo), then
-forgets the cached "is the log empty" answer so the next run shows the Logs page.
+The demo button writes the same calls as `python -m store demo`
+(store.transfer.demo.load_demo), then forgets the cached "is the log empty" answer so the
+next run shows the Logs page.
 """
 
 import streamlit as st
 from components import data
 
-from store.demo import load_demo
+from store.transfer.demo import load_demo
 
 #: Calls the button writes: two weeks of a small team's traffic, a few seconds to make.
 DEMO_CALLS = 2_000

@@ -1,8 +1,8 @@
 """URL expiry: predict when a hosted image URL dies, probe whether it still works, describe it.
 
 - `predict_expiry` (no network): the expiry a signed URL carries, else the provider's known
-  lifetime from the call's time, else None. `store.writer` calls it for every image.
-- `store.expiry.probe`: the async prober (it classifies answers with `store.url_answers`);
+  lifetime from the call's time, else None. `store.capture.writer` calls it for every image.
+- `store.expiry.probe`: the async prober (it classifies answers with `store.media.url_answers`);
   `check_images` probes the due rows and updates them.
 - `describe_url_state`: the dashboard's "live · expires in 23 min" text.
 """
@@ -17,7 +17,7 @@ from store.expiry.describe import describe_url_state
 from store.expiry.lifetimes import lifetime_expiry
 from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
 from store.expiry.signed_urls import signed_expiry
-from store.models import as_utc
+from store.schema.models import as_utc
 
 __all__ = [
     "PROVIDER_LIFETIME",

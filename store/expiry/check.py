@@ -38,9 +38,9 @@ from store.expiry.probe import (
     interleave_by_host,
 )
 from store.expiry.signed_urls import signed_expiry
-from store.models import Generation, Image, UrlState, utcnow
-from store.thumbnail_worker import process_image, store_image_facts
-from store.thumbnails import make_client
+from store.media.thumbnail_worker import process_image, store_image_facts
+from store.media.thumbnails import make_client
+from store.schema.models import Generation, Image, UrlState, utcnow
 
 IMAGES: Table = Image.__table__  # type: ignore[assignment]
 GENERATIONS: Table = Generation.__table__  # type: ignore[assignment]

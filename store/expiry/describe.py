@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from store.models import UrlState, as_utc, utcnow
+from store.schema.models import UrlState, as_utc, utcnow
 
 
 def describe_url_state(

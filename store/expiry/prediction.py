@@ -1,7 +1,7 @@
 """What a prediction is: when a URL stops working, and how we know.
 
 Kept apart from the parsers and the lifetime table so both can return it without importing
-each other, and so `store.writer` depends on one small type.
+each other, and so `store.capture.writer` depends on one small type.
 """
 
 from __future__ import annotations

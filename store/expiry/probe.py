@@ -6,7 +6,7 @@ one byte whatever the image's size. Only definite answers are verdicts: 200/206 
 (and GCS/S3 `400 ExpiredToken`) expired. Timeouts, resets, 5xx and 429 say nothing about the URL,
 so they are `unknown` and the row is tried again later: a flaky host never turns live into expired.
 
-The classification itself is `store.url_answers`, shared with the thumbnail download, which
+The classification itself is `store.media.url_answers`, shared with the thumbnail download, which
 learns the same thing from its GET.
 """
 
@@ -24,8 +24,13 @@ from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
-from store.models import UrlState, utcnow
-from store.url_answers import ERROR_BODY_BYTES, LIVE_STATUSES, classify_answer, classify_failure
+from store.media.url_answers import (
+    ERROR_BODY_BYTES,
+    LIVE_STATUSES,
+    classify_answer,
+    classify_failure,
+)
+from store.schema.models import UrlState, utcnow
 
 #: What the probe asks for: one byte of the image.
 PROBE_HEADERS = {"Range": "bytes=0-0", "User-Agent": "imagelog-url-check/1"}

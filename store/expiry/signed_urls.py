@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 from store.expiry.prediction import Prediction
-from store.models import as_utc
+from store.schema.models import as_utc
 
 #: Query parameters a JWT with an `exp` claim travels in.
 JWT_PARAMS = ("_jwt", "jwt", "token")

@@ -39,7 +39,6 @@ from sqlalchemy import (
     union_all,
 )
 
-from store.models import Status, UrlState
 from store.queries.filters import (
     GENERATIONS,
     IMAGES,
@@ -49,10 +48,11 @@ from store.queries.filters import (
     require_positive,
     where,
 )
+from store.schema.models import Status, UrlState
 
 #: The hour expressions 0004's index is built over (a module whose name starts with a digit).
 HOUR_EXPRESSIONS: dict[str, str] = importlib.import_module(
-    "store.migrations.versions.0004_add_analytics_hour_and_latency_indexes"
+    "store.schema.migrations.versions.0004_add_analytics_hour_and_latency_indexes"
 ).HOUR_EXPRESSIONS
 
 GroupBy = Sequence[str] | Literal["provider", "model"]

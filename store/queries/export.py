@@ -21,7 +21,7 @@ from store.queries.filters import (
     where,
 )
 from store.queries.logs import Cursor, merge_ordered, older_than
-from store.records import CallRecord, ImageRecord
+from store.schema.records import CallRecord, ImageRecord
 
 #: The images columns an ImageRecord carries (the thumbnail is not part of the export format).
 _IMAGE_FIELDS = (
@@ -79,7 +79,7 @@ def iter_records(engine: Engine, flt: LogFilter, batch_size: int = 1000) -> Iter
 
 
 def record_from_row(row: Any, images: list[ImageRecord]) -> CallRecord:
-    """The CallRecord a `generations` row was written from (store.writer.generation_row, back)."""
+    """The CallRecord a `generations` row was written from (`generation_row`, backwards)."""
     return CallRecord(
         id=row["id"],
         created_at=row["created_at"],

@@ -32,14 +32,14 @@ from sqlalchemy import (
     text,
 )
 
-from store.models import Generation, Image, as_utc
+from store.schema.models import Generation, Image, as_utc
 
 GENERATIONS = Generation.__table__
 IMAGES = Image.__table__
 
 #: The expression 0001's GIN index is built over (a module whose name starts with a digit).
 PG_PROMPT_TSVECTOR: str = importlib.import_module(
-    "store.migrations.versions.0001_create_generations_and_images"
+    "store.schema.migrations.versions.0001_create_generations_and_images"
 ).PG_PROMPT_TSVECTOR
 
 _TUPLE_FIELDS = ("providers", "models", "statuses", "url_states")

@@ -1,8 +1,9 @@
 """One walk over JSON-shaped values, for the places that rewrite every string in one.
 
-Secrets are scrubbed from request and response JSON (`store.redaction`), inline `data:` uploads
-are shortened (`store.openai_calls`) and NUL characters are replaced before PostgreSQL sees
-them (`store.writer`): three string rewrites over the same shapes, one walk.
+Secrets are scrubbed from request and response JSON (`store.capture.redaction`), inline
+`data:` uploads are shortened (`store.capture.openai_exchange`) and NUL characters are
+replaced before PostgreSQL sees them (`store.capture.writer`): three string rewrites over
+the same shapes, one walk.
 """
 
 from __future__ import annotations

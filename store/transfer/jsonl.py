@@ -3,8 +3,9 @@
 One format both ways: a line is a `CallRecord` as JSON, so what `export` writes `import` reads
 back. Import validates each line on its own, so one bad line is reported (with its number and
 why) and skipped while the rest of the file still goes in; it writes through
-`store.writer.insert_calls` in batches, and ids already in the log are counted as duplicates,
-never inserted twice. The serialisers stream (one record at a time) and are shared by the CLI
+`store.capture.writer.insert_calls` in batches, and ids already in the log are counted as
+duplicates, never inserted twice. The serialisers stream (one record at a time) and are
+shared by the CLI
 and the dashboard's download button, so both give the same bytes.
 """
 
@@ -22,9 +23,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from tqdm import tqdm
 
+from store.capture.writer import GENERATIONS, insert_calls
 from store.queries import LogFilter, iter_records
-from store.records import CallRecord
-from store.writer import GENERATIONS, insert_calls
+from store.schema.records import CallRecord
 
 #: `source` of an imported record whose line does not say where it came from.
 IMPORT_SOURCE = "import"

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
-from store.json_values import map_strings
+from store.capture.json_values import map_strings
 
 MASK = "[redacted]"
 

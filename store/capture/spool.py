@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from store.config import default_data_dir
-from store.db import display_url
-from store.records import CallRecord
+from store.schema.config import default_data_dir
+from store.schema.db import display_url
+from store.schema.records import CallRecord
 
 try:  # POSIX: a lock that other processes see too
     import fcntl

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 from httpx._utils import get_environment_proxies  # httpx's own reading of HTTP(S)_PROXY, NO_PROXY
 
-from store.models import utcnow
-from store.openai_calls import Exchange, images_operation
+from store.capture.openai_exchange import Exchange, images_operation
+from store.schema.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine, func, select
 from tqdm import tqdm
 
-from store.models import Status, UrlState, utcnow
-from store.records import CallRecord, ImageRecord
-from store.thumbnails import ImageFacts, make_thumbnail
-from store.writer import GENERATIONS, insert_calls
+from store.capture.writer import GENERATIONS, insert_calls
+from store.media.thumbnails import ImageFacts, make_thumbnail
+from store.schema.models import Status, UrlState, utcnow
+from store.schema.records import CallRecord, ImageRecord
 
 DEMO_DAYS = 14
 DEMO_ORG = "org-Xk3q8JrL2mVn9pTz4wYb6cDe"

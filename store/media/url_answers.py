@@ -1,9 +1,10 @@
 """What an image host's answer proves about a hosted URL: live, expired, or nothing (unknown).
 
 Two parts of the store learn this: the URL probe (`store.expiry.probe`, a one-byte GET) and the
-thumbnail download (`store.thumbnails`, the whole image), which doubles as the URL's first probe.
-Both classify with these functions, so a download and a probe can never disagree about the same
-answer. The module sits below both (it needs only `store.models`), so neither imports the other.
+thumbnail download (`store.media.thumbnails`, the whole image), which doubles as the URL's
+first probe. Both classify with these functions, so a download and a probe can never disagree
+about the same answer. The module sits below both (it needs only `store.schema.models`), so
+neither imports the other.
 
 Only definite answers are verdicts: 200/206 live, 403/404/410 (and GCS/S3 `400 ExpiredToken`)
 expired. Timeouts, resets, 5xx and 429 say nothing about the URL: a flaky host never turns a
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from store.models import UrlState
+from store.schema.models import UrlState
 
 LIVE_STATUSES = frozenset({200, 206})
 EXPIRED_STATUSES = frozenset({403, 404, 410})

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from store.config import database_url
+from store.schema.config import database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: Seconds; shorter than the recorder's default `exit_timeout`, so a hung connect cannot eat

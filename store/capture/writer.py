@@ -17,11 +17,11 @@ from sqlalchemy import Engine, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
+from store.capture.json_values import map_strings
+from store.capture.pricing import price_call
 from store.expiry import predict_expiry
-from store.json_values import map_strings
-from store.models import Generation, Image, UrlState
-from store.pricing import price_call
-from store.records import CallRecord, ImageRecord
+from store.schema.models import Generation, Image, UrlState
+from store.schema.records import CallRecord, ImageRecord
 
 GENERATIONS: Table = Generation.__table__  # type: ignore[assignment]
 IMAGES: Table = Image.__table__  # type: ignore[assignment]

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from store.models import Status, utcnow
-from store.records import CallRecord, ImageRecord
-from store.redaction import Scrubber, describe_exception
+from store.capture.redaction import Scrubber, describe_exception
+from store.schema.models import Status, utcnow
+from store.schema.records import CallRecord, ImageRecord
 
 log = logging.getLogger(__name__)
 

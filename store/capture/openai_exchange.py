@@ -18,11 +18,17 @@ import httpx
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
-from store.json_values import map_strings
-from store.models import Status
-from store.providers import Route, azure_deployment, infer_route
-from store.records import CallRecord, ImageRecord
-from store.redaction import Scrubber, describe_exception, redact_url, safe_headers, secret_values
+from store.capture.json_values import map_strings
+from store.capture.providers import Route, azure_deployment, infer_route
+from store.capture.redaction import (
+    Scrubber,
+    describe_exception,
+    redact_url,
+    safe_headers,
+    secret_values,
+)
+from store.schema.models import Status
+from store.schema.records import CallRecord, ImageRecord
 
 #: The last path segment of each recorded endpoint, and the operation it stands for.
 OPERATIONS = {"generations": "generate", "edits": "edit", "variations": "variation"}

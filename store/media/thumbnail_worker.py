@@ -2,7 +2,7 @@
 
 Provider URLs die within the hour (BFL after 10 minutes), so the recorder hands every image to
 this pool the moment the call returns, and a download doubles as the URL's first probe,
-classified by the URL checker's own rules (`store.url_answers.classify_answer`): a 200 marks
+classified by the URL checker's own rules (`store.media.url_answers.classify_answer`): a 200 marks
 it live, a 403/404/410 (or 400 ExpiredToken) expired, and a timeout, reset or 5xx leaves it
 unknown (a transient failure never marks a URL expired). The result lands in the image's row,
 keyed by (generation_id, position); a failure lands there too, as a readable `thumbnail_error`.
@@ -27,8 +27,7 @@ import httpx
 from sqlalchemy import Engine, Table, select, update
 from tqdm import tqdm
 
-from store.models import Image, UrlState, utcnow
-from store.thumbnails import (
+from store.media.thumbnails import (
     DEFAULT_MAX_BYTES,
     FetchError,
     ImageError,
@@ -37,7 +36,8 @@ from store.thumbnails import (
     make_client,
     make_thumbnail,
 )
-from store.url_answers import ERROR_CODE_LENGTH
+from store.media.url_answers import ERROR_CODE_LENGTH
+from store.schema.models import Image, UrlState, utcnow
 
 log = logging.getLogger(__name__)
 

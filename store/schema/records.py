@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from store.models import CostSource, Status, as_utc, utcnow
+from store.schema.models import CostSource, Status, as_utc, utcnow
 
 
 def new_id() -> str:

@@ -3,7 +3,7 @@ slow the call it records.
 
 `record()` only enqueues. One background thread drains the queue in batches, turns captured
 HTTP exchanges into records (parsing happens here, not on the caller's thread), inserts them
-with `store.writer.insert_calls`, and hands each image to the thumbnail worker while its URL
+with `store.capture.writer.insert_calls`, and hands each image to the thumbnail worker while its URL
 still lives. When the database cannot be reached, batches go to the spool file and are replayed
 once it answers again. Every failure is logged (never with a secret) and swallowed.
 """
@@ -24,17 +24,17 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
-from store.config import database_url as configured_url
-from store.db import UNAVAILABLE_ERRORS, make_engine, upgrade_schema
-from store.openai_calls import Exchange, exchange_to_record
-from store.providers import infer_route
-from store.records import CallRecord
-from store.redaction import describe_exception
-from store.spool import Spool, default_spool_path
-from store.thumbnail_worker import ThumbnailWorker
-from store.tracking import TrackedCall
-from store.transport import async_recording_client, recording_client
-from store.writer import insert_calls
+from store.capture.openai_exchange import Exchange, exchange_to_record
+from store.capture.providers import infer_route
+from store.capture.redaction import describe_exception
+from store.capture.spool import Spool, default_spool_path
+from store.capture.tracking import TrackedCall
+from store.capture.transport import async_recording_client, recording_client
+from store.capture.writer import insert_calls
+from store.media.thumbnail_worker import ThumbnailWorker
+from store.schema.config import database_url as configured_url
+from store.schema.db import UNAVAILABLE_ERRORS, make_engine, upgrade_schema
+from store.schema.records import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Recorder:
     """Records image-generation calls into the log database, in the background.
 
     `database_url`: any SQLAlchemy URL; default `IMAGELOG_DATABASE_URL`, else the SQLite file
-    of `store.config`. `archive_dir`: keep full-size copies there (off by default).
+    of `store.schema.config`. `archive_dir`: keep full-size copies there (off by default).
     `thumbnails=False` skips the thumbnail worker. `spool_path`: where records wait while the
     database is down (default: beside a SQLite file, or in the data folder). A batch holds up
     to `batch_size` records gathered for up to `batch_wait` seconds; an absent database is

@@ -6,7 +6,7 @@ Column names are plain words and JSON lives in `*_json` columns, so the log read
 PostgreSQL, ISO text without offset on SQLite; Python sees aware UTC datetimes.
 
 The schema itself is created and changed only by the Alembic revisions in
-`store/migrations/versions`; these classes describe it for queries and inserts.
+`store/schema/migrations/versions`; these classes describe it for queries and inserts.
 """
 
 from __future__ import annotations

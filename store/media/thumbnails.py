@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from store.models import UrlState
-from store.url_answers import ERROR_BODY_BYTES, classify_answer, classify_failure
+from store.media.url_answers import ERROR_BODY_BYTES, classify_answer, classify_failure
+from store.schema.models import UrlState
 
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIDE = 256

@@ -19,13 +19,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from store.models import CostSource, Status
-from store.records import CallRecord
+from store.schema.models import CostSource, Status
+from store.schema.records import CallRecord
 
 log = logging.getLogger(__name__)
 
 PRICES_ENV = "IMAGELOG_PRICES"
-SHIPPED_PRICES = Path(__file__).parent / "data" / "prices.toml"
+SHIPPED_PRICES = Path(__file__).resolve().parent.parent / "data" / "prices.toml"
 TOKEN_KINDS = frozenset({"text_input", "image_input", "image_output", "text_output"})
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: Providers known not to bill error responses, whatever the model (an Azure deployment name

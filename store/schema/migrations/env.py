@@ -1,9 +1,9 @@
-"""Alembic runs here with the engine `store.db.upgrade_schema` hands it (no alembic.ini)."""
+"""Alembic runs here with the engine `store.schema.db.upgrade_schema` hands it (no alembic.ini)."""
 
 from alembic import context
 from sqlalchemy import text
 
-from store.models import SQLModel
+from store.schema.models import SQLModel
 
 # Any number of dashboard replicas and recorders may start at once against one PostgreSQL;
 # this lock makes them upgrade one after another instead of racing to create the same table.
