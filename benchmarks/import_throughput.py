@@ -31,9 +31,8 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.capture.writer import GENERATIONS, IMAGES
 from store.schema.db import make_engine
-from store.schema.models import utcnow
+from store.schema.models import GENERATIONS, IMAGES, utcnow
 from store.transfer.demo import DemoGenerator
 from store.transfer.jsonl import import_jsonl, parse_line, records_to_jsonl
 

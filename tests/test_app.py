@@ -451,6 +451,23 @@ def test_detail_shows_prompts_as_plain_text_and_the_recorded_facts(log):
     assert {"model": "dall-e-3", "prompt": TRICKY_PROMPT} in recorded  # the request
 
 
+def test_detail_lists_every_stored_column_of_the_call_and_its_images(log):
+    from store.schema.models import GENERATIONS
+
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    tables = [element.value for element in app.dataframe]
+    call_table = next(t for t in tables if list(t.columns) == ["column", "value"])
+    assert list(call_table["column"]) == list(GENERATIONS.c.keys())
+    values = dict(zip(call_table["column"], call_table["value"], strict=True))
+    assert values["id"] == EXPIRED_ID and values["request_id"] == "req_expired"
+    image_table = [t for t in tables if list(t.columns) == ["column", "value"]][1]
+    image_values = dict(zip(image_table["column"], image_table["value"], strict=True))
+    assert image_values["sha256"] == hashlib.sha256(picture("red")).hexdigest()
+    assert image_values["url_state"] == "expired"
+
+
 def test_detail_of_a_live_url_shows_the_hosted_image(log):
     app = open_page("detail", log=LIVE_ID)
 

@@ -456,7 +456,7 @@ def matching(records: list[CallRecord], flt: LogFilter) -> list[CallRecord]:
             continue
         if flt.min_cost is not None and (record.cost_usd or 0) < flt.min_cost:
             continue
-        if flt.user and record.user != flt.user:
+        if flt.user and record.user_id != flt.user:
             continue
         if flt.url_states and not {i.url_state for i in record.images} & set(flt.url_states):
             continue
@@ -526,10 +526,10 @@ def test_iter_records_streams_every_matching_call_with_its_images(logged):
     assert [NAMES[r.id] for r in records] == names_of(list_logs(logged, LogFilter()).rows)
     cat = next(r for r in records if r.id == call_id("cat_openai"))
     original = CALLS[1]
-    assert (cat.prompt, cat.user, cat.metadata, cat.cost_usd) == (
+    assert (cat.prompt, cat.user_id, cat.metadata_json, cat.cost_usd) == (
         original.prompt,
-        original.user,
-        original.metadata,
+        original.user_id,
+        original.metadata_json,
         original.cost_usd,
     )
     assert [(i.url, i.url_state) for i in cat.images] == [

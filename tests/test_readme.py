@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from store.capture.writer import GENERATIONS, IMAGES
+from store.schema.models import GENERATIONS, IMAGES
 
 README = Path(__file__).parent.parent / "README.md"
 API_KEY = "sk-readme-0123456789abcdef"

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from store import Recorder
-from store.capture.writer import GENERATIONS, IMAGES
+from store.schema.models import GENERATIONS, IMAGES
 from store.schema.records import CallRecord, ImageRecord
 from tests.standins.openai_server import _draw
 

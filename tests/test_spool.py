@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 
 from store import Recorder
 from store.capture.spool import Spool, default_spool_path, spool_line
-from store.capture.writer import GENERATIONS, IMAGES, insert_calls
+from store.capture.writer import insert_calls
+from store.schema.models import GENERATIONS, IMAGES
 from store.schema.records import CallRecord, ImageRecord
 from tests.standins.openai_server import _draw
 from tests.standins.tcp_proxy import TcpProxy
@@ -167,10 +168,10 @@ def test_records_spooled_by_an_earlier_process_are_written_by_the_next_recorder(
         assert count(recorder.engine, GENERATIONS) == 3
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite takes any length
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite takes any integer
 def test_a_record_the_database_refuses_is_set_aside_and_its_batch_stored(recorder):
     good = [CallRecord(provider="good") for _ in range(3)]
-    bad = CallRecord(provider="bad", request_id="r" * 500)  # request_id is varchar(200)
+    bad = CallRecord(provider="bad", http_status=2**40)  # http_status is a 32-bit integer
 
     for record in [good[0], bad, *good[1:]]:
         recorder.record(record)
@@ -186,3 +187,20 @@ def test_spool_sits_beside_a_sqlite_database_and_apart_for_each_server_database(
     one = default_spool_path("postgresql+psycopg://u:pw@db/one")
     two = default_spool_path("postgresql+psycopg://u:pw@db/two")
     assert one != two and one.suffix == ".jsonl"
+
+
+def test_a_text_longer_than_its_column_is_cut_to_fit_and_noted_not_lost(recorder):
+    record = CallRecord(provider="p" * 150, user="u" * 300, request_id="r" * 500)
+
+    recorder.record(record)
+
+    assert recorder.flush(timeout=30)
+    with recorder.engine.connect() as connection:
+        row = connection.execute(select(GENERATIONS)).mappings().one()
+    assert (len(row["provider"]), len(row["user_id"]), len(row["request_id"])) == (100, 200, 200)
+    assert row["user_id"] == "u" * 199 + "…"
+    assert row["metadata_json"]["imagelog_truncated"] == {
+        "provider": 150,
+        "user_id": 300,
+        "request_id": 500,
+    }

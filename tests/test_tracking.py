@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from store.capture.writer import GENERATIONS, IMAGES
+from store.schema.models import GENERATIONS, IMAGES
 from tests.standins.openai_server import _draw
 
 

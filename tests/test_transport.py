@@ -13,7 +13,7 @@ from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 from sqlalchemy import select
 
 from store.capture.providers import Route, infer_route
-from store.capture.writer import GENERATIONS, IMAGES
+from store.schema.models import GENERATIONS, IMAGES
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
 
 API_KEY = "sk-test-transport-0123456789abcdef"

@@ -5,7 +5,7 @@ never as Markdown or HTML, so a prompt full of `**`, `<script>` or links reads a
 """
 
 import streamlit as st
-from components import data, image_cards, paging
+from components import data, image_cards, paging, stored_fields
 from components.text import plain
 
 from store.queries import LogDetail
@@ -118,3 +118,4 @@ for image in call.images:
         image_cards.detail_panel(image, now)
 facts(call)
 exchange(call)
+stored_fields.section(call)

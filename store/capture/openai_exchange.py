@@ -287,7 +287,7 @@ def _apply_response(
         text = _decoded(exchange).decode("utf-8", "replace")
     except Exception as exc:
         text = ""
-        record.metadata["note"] = f"response body undecodable: {describe_exception(exc)}"
+        record.metadata_json["note"] = f"response body undecodable: {describe_exception(exc)}"
     is_stream = headers.get("content-type", "").startswith("text/event-stream")
     payload = _stream_payload(text) if is_stream else _json_or_text(text)
     ok = 200 <= status < 300
@@ -300,9 +300,9 @@ def _apply_response(
     if isinstance(payload, dict):
         if ok:
             _take_images(record, payload)
-        record.response = scrubber.json(_without_b64(payload))
+        record.response_json = scrubber.json(_without_b64(payload))
     elif text:
-        record.response = {"text": scrubber.text(text[:MAX_ERROR_TEXT])}
+        record.response_json = {"text": scrubber.text(text[:MAX_ERROR_TEXT])}
 
 
 def _decoded(exchange: Exchange) -> bytes:
@@ -346,16 +346,16 @@ def _take_images(record: CallRecord, payload: dict[str, Any]) -> None:
         try:
             record.images.append(_image(item))
         except ValueError as exc:
-            notes = record.metadata.setdefault("image_notes", [])
+            notes = record.metadata_json.setdefault("image_notes", [])
             notes.append(f"image {len(notes)}: {describe_exception(exc)}")
     record.revised_prompt = next(
         (i.revised_prompt for i in record.images if i.revised_prompt), None
     )
     if isinstance(payload.get("usage"), dict):
-        record.usage = payload["usage"]
+        record.usage_json = payload["usage"]
     for key in _RESOLVED_PARAMS:
-        if payload.get(key) and record.params.get(key) in (None, "auto"):
-            record.params[key] = payload[key]
+        if payload.get(key) and record.params_json.get(key) in (None, "auto"):
+            record.params_json[key] = payload[key]
 
 
 def _image(item: dict[str, Any]) -> ImageRecord:

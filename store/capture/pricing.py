@@ -188,7 +188,7 @@ def _price_call(record: CallRecord, table: PriceTable) -> Price:
             CostSource.unknown,
             f"{entry.name} is priced for {listed}, not for provider {record.provider!r}",
         )
-    if not (record.usage and entry.tokens):
+    if not (record.usage_json and entry.tokens):
         return _price_per_image(entry, record)
     tokens = _price_tokens(entry, record)
     if tokens.cost_usd is not None:
@@ -229,7 +229,7 @@ def _shown(value: str) -> str:
 
 
 def _param(record: CallRecord, name: str) -> str | None:
-    value = record.params.get(name)
+    value = record.params_json.get(name)
     return str(value).strip().lower() if value not in (None, "") else None
 
 
@@ -244,7 +244,7 @@ def _price_tokens(entry: ModelPrice, record: CallRecord) -> Price:
     cost = sum(entry.tokens[kind] * count for kind, count in counts.items() if count) / 1e6
     spelled = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
     note = f"{entry.name} tokens: {spelled}; {_cited(entry)}"
-    cached = _int((record.usage or {}).get("input_tokens_details", {}).get("cached_tokens"))
+    cached = _int((record.usage_json or {}).get("input_tokens_details", {}).get("cached_tokens"))
     if cached:
         note += f"; {cached} cached input tokens priced as uncached"
     return Price(round(cost, COST_DECIMALS), CostSource.tokens, note)
@@ -252,7 +252,7 @@ def _price_tokens(entry: ModelPrice, record: CallRecord) -> Price:
 
 def _token_counts(record: CallRecord) -> dict[str, int] | None:
     """OpenAI images `usage` as counts per token kind, or None when the split is unknown."""
-    usage = record.usage or {}
+    usage = record.usage_json or {}
     input_tokens, output_tokens = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
     if input_tokens is None and output_tokens is None:
         return None

@@ -46,7 +46,7 @@ class TrackedCall:
         except ValueError as exc:
             reason = describe_exception(exc)
             log.warning("tracked image not recorded: %s", reason)
-            self.record.metadata.setdefault("image_notes", []).append(reason)
+            self.record.metadata_json.setdefault("image_notes", []).append(reason)
             return
         self.record.images.append(image)
 

@@ -10,9 +10,11 @@ never duplicates a call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel
 from sqlalchemy import Engine, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
@@ -20,11 +22,8 @@ from sqlalchemy.exc import DataError
 from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
 from store.expiry import predict_expiry
-from store.schema.models import Generation, Image, UrlState
+from store.schema.models import GENERATIONS, IMAGES
 from store.schema.records import CallRecord, ImageRecord
-
-GENERATIONS: Table = Generation.__table__  # type: ignore[assignment]
-IMAGES: Table = Image.__table__  # type: ignore[assignment]
 
 
 def insert_calls(engine: Engine, records: Sequence[CallRecord]) -> int:
@@ -64,73 +63,55 @@ def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+#: The columns a record gives as they are; the writer works out the others (`_derived`).
+GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
+IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}
+
+
 def generation_row(record: CallRecord) -> dict[str, Any]:
-    """The `generations` row of a record, priced by the price table unless it carries a cost."""
+    """The `generations` row of a record: its columns, with those the writer owns worked out.
+
+    Size, quality and n come from the request's params, the image count from the images, the
+    revised prompt from the first image when the call has none, and the cost from the price
+    table (unless the record carries a cost).
+    """
+    row = _column_values(record, GENERATION_COLUMNS)
     price = price_call(record)
-    params = record.params
-    return {
-        "id": record.id,
-        "created_at": record.created_at,
-        "provider": record.provider,
-        "model": record.model,
-        "operation": record.operation,
-        "prompt": record.prompt,
-        "revised_prompt": record.revised_prompt or _first_revised_prompt(record.images),
-        "size": _str_or_none(params.get("size")),
-        "quality": _str_or_none(params.get("quality")),
-        "n": _int_or(params.get("n"), max(len(record.images), 1)),
-        "params_json": params,
-        "status": record.status.value,
-        "error": record.error,
-        "http_status": record.http_status,
-        "latency_ms": record.latency_ms,
-        "cost_usd": price.cost_usd,
-        "cost_source": price.source.value,
-        "cost_note": price.note,
-        "usage_json": record.usage,
-        "request_id": record.request_id,
-        "trace_id": record.trace_id,
-        "user_id": record.user,
-        "metadata_json": record.metadata,
-        "request_json": record.request,
-        "response_json": record.response,
-        "image_count": len(record.images),
-        "source": record.source,
-    }
+    params = record.params_json
+    row.update(
+        revised_prompt=record.revised_prompt or _first_revised_prompt(record.images),
+        size=_str_or_none(params.get("size")),
+        quality=_str_or_none(params.get("quality")),
+        n=_int_or(params.get("n"), max(len(record.images), 1)),
+        cost_usd=price.cost_usd,
+        cost_source=price.source.value,
+        cost_note=price.note,
+        image_count=len(record.images),
+    )
+    return row
 
 
 def image_rows_for(record: CallRecord) -> Iterable[dict[str, Any]]:
-    """One `images` row per returned image, with its URL's predicted expiry and first state."""
+    """One `images` row per returned image, with its URL's host and predicted expiry."""
     for position, image in enumerate(record.images):
-        prediction = (
-            predict_expiry(image.url, record.provider, record.created_at) if image.url else None
-        )
-        yield {
-            "generation_id": record.id,
-            "position": position,
-            "url": image.url,
-            "url_host": urlsplit(image.url).hostname if image.url else None,
-            "revised_prompt": image.revised_prompt,
-            "expires_at": image.expires_at or (prediction.expires_at if prediction else None),
-            "expires_source": prediction.source if prediction else None,
-            "url_state": image.url_state or _first_url_state(image),
-            "last_checked_at": image.last_checked_at,
-            "last_http_status": None,
-            "last_error_code": None,
-            "check_failures": 0,
-            "sha256": image.sha256,
-            "width": image.width,
-            "height": image.height,
-            "format": image.format,
-            "byte_size": image.byte_size,
-            "thumbnail": image.thumbnail,
-            "thumbnail_error": None,
-            "archive_path": None,
-        }
+        row = _column_values(image, IMAGE_COLUMNS)
+        row.update(generation_id=record.id, position=position)
+        if image.url:
+            prediction = predict_expiry(image.url, record.provider, record.created_at)
+            row["url_host"] = urlsplit(image.url).hostname
+            if prediction is not None:
+                row["expires_at"] = image.expires_at or prediction.expires_at
+                row["expires_source"] = image.expires_source or prediction.source
+        yield row
 
 
-def _first_url_state(image: ImageRecord) -> str:
-    return UrlState.unknown.value if image.url else UrlState.none.value
+def _column_values(model: BaseModel, columns: frozenset[str]) -> dict[str, Any]:
+    """The model's fields that are columns, by column name, enums as their plain values."""
+    return {
+        name: value.value if isinstance(value, Enum) else value
+        for name, value in model.__dict__.items()
+        if name in columns
+    }
 
 
 def _first_revised_prompt(images: Sequence[ImageRecord]) -> str | None:

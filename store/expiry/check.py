@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Select, Table, and_, bindparam, func, or_, select, union, update
+from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, union, update
 from sqlalchemy.engine import Row
 
 from store.expiry.probe import (
@@ -40,10 +40,7 @@ from store.expiry.probe import (
 from store.expiry.signed_urls import signed_expiry
 from store.media.thumbnail_worker import process_image, store_image_facts
 from store.media.thumbnails import make_client
-from store.schema.models import Generation, Image, UrlState, utcnow
-
-IMAGES: Table = Image.__table__  # type: ignore[assignment]
-GENERATIONS: Table = Generation.__table__  # type: ignore[assignment]
+from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
 
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 BACKOFF_FIRST = timedelta(minutes=5)

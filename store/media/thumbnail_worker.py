@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import Engine, select, update
 from tqdm import tqdm
 
 from store.media.thumbnails import (
@@ -37,11 +37,10 @@ from store.media.thumbnails import (
     make_thumbnail,
 )
 from store.media.url_answers import ERROR_CODE_LENGTH
-from store.schema.models import Image, UrlState, utcnow
+from store.schema.models import IMAGES, UrlState, utcnow
 
 log = logging.getLogger(__name__)
 
-IMAGES: Table = Image.__table__  # type: ignore[assignment]
 #: Width of images.thumbnail_error (PostgreSQL enforces it).
 THUMBNAIL_ERROR_LENGTH = 500
 #: First and longest pause between tries of an UPDATE whose row is not inserted yet.

@@ -18,7 +18,6 @@ window functions on SQLite), as do groupings other than provider / model.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -48,12 +47,7 @@ from store.queries.filters import (
     require_positive,
     where,
 )
-from store.schema.models import Status, UrlState
-
-#: The hour expressions 0004's index is built over (a module whose name starts with a digit).
-HOUR_EXPRESSIONS: dict[str, str] = importlib.import_module(
-    "store.schema.migrations.versions.0004_add_analytics_hour_and_latency_indexes"
-).HOUR_EXPRESSIONS
+from store.schema.models import HOUR_EXPRESSIONS, Status, UrlState
 
 GroupBy = Sequence[str] | Literal["provider", "model"]
 Bucket = Literal["hour", "day"]

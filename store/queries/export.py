@@ -23,26 +23,15 @@ from store.queries.filters import (
 from store.queries.logs import Cursor, merge_ordered, older_than
 from store.schema.records import CallRecord, ImageRecord
 
-#: The images columns an ImageRecord carries (the thumbnail is not part of the export format).
-_IMAGE_FIELDS = (
-    "url",
-    "revised_prompt",
-    "url_state",
-    "expires_at",
-    "last_checked_at",
-    "sha256",
-    "width",
-    "height",
-    "format",
-    "byte_size",
-)
+#: The images columns an ImageRecord carries: all but the row's own keys.
+_IMAGE_COLUMNS = [column for column in IMAGES.c if column.name in ImageRecord.model_fields]
 
 
 def iter_records(engine: Engine, flt: LogFilter, batch_size: int = 1000) -> Iterator[CallRecord]:
     """Every call matching `flt` with all its images, newest first, `batch_size` at a time."""
     require_positive(batch_size=batch_size)
     g = GENERATIONS.c
-    image_columns = [IMAGES.c.generation_id, *(IMAGES.c[name] for name in _IMAGE_FIELDS)]
+    image_columns = [IMAGES.c.generation_id, *_IMAGE_COLUMNS]
     branches = ordered_branches(engine, flt)
     after: Cursor | None = None
     while True:
@@ -70,9 +59,7 @@ def iter_records(engine: Engine, flt: LogFilter, batch_size: int = 1000) -> Iter
                 .order_by(IMAGES.c.generation_id, IMAGES.c.position)
             ).mappings()
             for image in found:
-                images[image["generation_id"]].append(
-                    ImageRecord(**{name: image[name] for name in _IMAGE_FIELDS})
-                )
+                images[image["generation_id"]].append(ImageRecord.model_validate(dict(image)))
         for row in rows:
             yield record_from_row(row, images.get(row["id"], []))
         after = Cursor(rows[-1]["created_at"], rows[-1]["id"])
@@ -80,29 +67,4 @@ def iter_records(engine: Engine, flt: LogFilter, batch_size: int = 1000) -> Iter
 
 def record_from_row(row: Any, images: list[ImageRecord]) -> CallRecord:
     """The CallRecord a `generations` row was written from (`generation_row`, backwards)."""
-    return CallRecord(
-        id=row["id"],
-        created_at=row["created_at"],
-        provider=row["provider"],
-        model=row["model"],
-        operation=row["operation"],
-        prompt=row["prompt"],
-        revised_prompt=row["revised_prompt"],
-        params=row["params_json"] or {},
-        status=row["status"],
-        error=row["error"],
-        http_status=row["http_status"],
-        latency_ms=row["latency_ms"],
-        cost_usd=row["cost_usd"],
-        cost_source=row["cost_source"],
-        cost_note=row["cost_note"],
-        usage=row["usage_json"],
-        request_id=row["request_id"],
-        trace_id=row["trace_id"],
-        user=row["user_id"],
-        metadata=row["metadata_json"] or {},
-        request=row["request_json"],
-        response=row["response_json"],
-        source=row["source"],
-        images=images,
-    )
+    return CallRecord.model_validate({**row, "images": images})

@@ -11,7 +11,6 @@ search goes through SQLite's FTS5 table or PostgreSQL's GIN expression index, ne
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -32,15 +31,7 @@ from sqlalchemy import (
     text,
 )
 
-from store.schema.models import Generation, Image, as_utc
-
-GENERATIONS = Generation.__table__
-IMAGES = Image.__table__
-
-#: The expression 0001's GIN index is built over (a module whose name starts with a digit).
-PG_PROMPT_TSVECTOR: str = importlib.import_module(
-    "store.schema.migrations.versions.0001_create_generations_and_images"
-).PG_PROMPT_TSVECTOR
+from store.schema.models import GENERATIONS, IMAGES, PG_PROMPT_TSVECTOR, as_utc
 
 _TUPLE_FIELDS = ("providers", "models", "statuses", "url_states")
 

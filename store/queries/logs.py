@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlmodel import Field
 
 from store.queries.filters import (
     GENERATIONS,
@@ -46,6 +47,7 @@ from store.queries.filters import (
     require_positive,
     where,
 )
+from store.schema.models import GenerationFields, ImageFields, ImageKeys
 
 #: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
 PROMPT_PREVIEW_CHARS = 200
@@ -137,65 +139,16 @@ class GalleryPage:
     next_cursor: Cursor | None
 
 
-@dataclass(frozen=True)
-class ImageDetail:
+class ImageDetail(ImageKeys, ImageFields):
     """Every column of one `images` row."""
 
     id: int
-    generation_id: str
-    position: int
-    url: str | None
-    url_host: str | None
-    revised_prompt: str | None
-    expires_at: datetime | None
-    expires_source: str | None
-    url_state: str
-    last_checked_at: datetime | None
-    last_http_status: int | None
-    last_error_code: str | None
-    check_failures: int
-    sha256: str | None
-    width: int | None
-    height: int | None
-    format: str | None
-    byte_size: int | None
-    thumbnail: bytes | None
-    thumbnail_error: str | None
-    archive_path: str | None
 
 
-@dataclass(frozen=True)
-class LogDetail:
+class LogDetail(GenerationFields):
     """Every column of one `generations` row, and its images in position order."""
 
-    id: str
-    created_at: datetime
-    provider: str
-    model: str
-    operation: str
-    prompt: str
-    revised_prompt: str | None
-    size: str | None
-    quality: str | None
-    n: int
-    params_json: dict[str, Any] | None
-    status: str
-    error: str | None
-    http_status: int | None
-    latency_ms: float | None
-    cost_usd: float | None
-    cost_source: str
-    cost_note: str | None
-    usage_json: dict[str, Any] | None
-    request_id: str | None
-    trace_id: str | None
-    user_id: str | None
-    metadata_json: dict[str, Any] | None
-    request_json: dict[str, Any] | None
-    response_json: dict[str, Any] | None
-    image_count: int
-    source: str
-    images: list[ImageDetail] = field(default_factory=list)
+    images: list[ImageDetail] = Field(default_factory=list)
 
 
 def has_any_logs(engine: Engine) -> bool:
@@ -351,7 +304,9 @@ def get_log(engine: Engine, generation_id: str) -> LogDetail | None:
             .where(IMAGES.c.generation_id == generation_id)
             .order_by(IMAGES.c.position)
         ).mappings()
-        return LogDetail(**row, images=[ImageDetail(**image) for image in images])
+        return LogDetail.model_validate(
+            {**row, "images": [ImageDetail.model_validate(dict(image)) for image in images]}
+        )
 
 
 def list_gallery(

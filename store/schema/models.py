@@ -1,22 +1,34 @@
-"""The two tables of the log, as typed SQLModel classes.
+"""The shape of the log, declared once: the two tables, their columns, widths and indexes.
 
-One `Generation` row per image-generation request and one `Image` row per returned image.
+One `generations` row per image-generation request and one `images` row per returned image.
 Column names are plain words and JSON lives in `*_json` columns, so the log reads well from
 `sqlite3`, `psql` or Datasette without this package. All times are UTC: timestamptz on
 PostgreSQL, ISO text without offset on SQLite; Python sees aware UTC datetimes.
 
-The schema itself is created and changed only by the Alembic revisions in
-`store/schema/migrations/versions`; these classes describe it for queries and inserts.
+Everything else derives from these classes (SQLModel's base / table / public pattern):
+`GenerationFields` and `ImageFields` hold the columns; `Generation` and `Image` add the
+indexes and are the tables; the record a call travels as (`store.schema.records`), the rows
+the writer inserts, the export format and the Detail page's read models inherit the same
+fields. Adding a column is this file and an Alembic revision; a test holds the revisions
+equal to these classes (tests/test_schema_parity.py). A revision never imports this module:
+it keeps a frozen copy of what it creates, so later changes here cannot rewrite history.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from annotated_types import MaxLen
+from pydantic import AliasChoices, ConfigDict, field_validator, model_validator
+from sqlalchemy import JSON, Index, LargeBinary, String, Table, Text, literal_column
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
 
 #: JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL, not JSON null.
@@ -37,9 +49,22 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def new_id() -> str:
+    """A generation id: uuid4 hex, made by the caller so records can be spooled and re-imported."""
+    return uuid.uuid4().hex
+
+
 class Status(StrEnum):
     ok = "ok"
     error = "error"
+
+
+class Operation(StrEnum):
+    """Which images endpoint was called."""
+
+    generate = "generate"
+    edit = "edit"
+    variation = "variation"
 
 
 class UrlState(StrEnum):
@@ -60,16 +85,238 @@ class CostSource(StrEnum):
     unknown = "unknown"  # no price known: cost_note says why
 
 
-class Generation(SQLModel, table=True):
-    """One image-generation request, successful or not."""
+# --- index expressions ----------------------------------------------------------------------
+
+#: The text PostgreSQL's prompt-search GIN index is built over; `store.queries` searches with
+#: the same expression, or the planner would not use the index. Parenthesised as PostgreSQL
+#: prints it back, so the schema check compares like with like.
+PG_PROMPT_TSVECTOR = (
+    "to_tsvector('english', (coalesce(prompt, '') || ' ') || coalesce(revised_prompt, ''))"
+)
+
+#: The UTC hour of `created_at` per backend: 'YYYY-MM-DD HH' of SQLite's ISO text (every row
+#: is written by SQLAlchemy in one fixed-width format), a timestamp on PostgreSQL. The
+#: Analytics index is built over it and the Analytics queries group by the same text.
+HOUR_EXPRESSIONS = {
+    "sqlite": "substr(created_at, 1, 13)",
+    "postgresql": "date_trunc('hour', (created_at AT TIME ZONE 'UTC'))",
+}
+
+
+class CreatedHour(ColumnElement[Any]):
+    """`HOUR_EXPRESSIONS` as one index element, written out for whichever backend compiles it."""
+
+    inherit_cache = True
+    type = DateTime()
+
+
+@compiles(CreatedHour)
+def _compile_created_hour(_element: CreatedHour, compiler: Any, **_kw: Any) -> str:
+    return HOUR_EXPRESSIONS[compiler.dialect.name]
+
+
+def only_on(dialect: str, index: Index) -> Index:
+    """`index` created on `dialect` alone (`ddl_if`), marked so the schema check skips it elsewhere.
+
+    The mark lives in `info` because Alembic's comparison does not read `ddl_if`.
+    """
+    index.info["dialect"] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
+def applies_to(index: Index, dialect: str) -> bool:
+    """Whether `index` exists on `dialect` (see `only_on`)."""
+    return index.info.get("dialect", dialect) == dialect
+
+
+# --- the columns ----------------------------------------------------------------------------
+
+#: How records and read models take and give the columns: by their record names (`params`,
+#: `user`, `metadata`, ...) or their column names; JSON out uses the record names; bytes travel
+#: in JSON as base64.
+RECORD_CONFIG = ConfigDict(
+    extra="ignore",
+    validate_by_name=True,
+    validate_by_alias=True,
+    serialize_by_alias=True,
+    ser_json_bytes="base64",
+    val_json_bytes="base64",
+)
+
+
+#: Where a record notes the columns it was cut to fit: metadata key -> {column: length given}.
+TRUNCATED_NOTE = "imagelog_truncated"
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def fit_to_columns(model: type[SQLModel], value: Any) -> tuple[Any, dict[str, int]]:
+    """`value` (a record's input) with every text longer than its column cut to the width.
+
+    A long user or provider name is data to keep, not a reason to lose a call: it is cut
+    (ending in "…"), and the caller is told which columns and how long they were.
+    """
+    if not isinstance(value, dict):
+        return value, {}
+    cut: dict[str, int] = {}
+    for name, field in model.model_fields.items():
+        width = next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), None)
+        if width is None:
+            continue
+        keys = [name, field.serialization_alias] if field.serialization_alias else [name]
+        for key in keys:
+            text = value.get(key)
+            if isinstance(text, str) and len(text) > width:
+                value = {**value, key: text[: width - 1] + "…"}
+                cut[name] = len(text)
+    return value, cut
+
+
+def named(record_name: str, column_name: str) -> dict[str, Any]:
+    """Field options that give a column a shorter name in records, JSON and keyword arguments."""
+    return {
+        "validation_alias": AliasChoices(record_name, column_name),
+        "serialization_alias": record_name,
+    }
+
+
+class GenerationFields(SQLModel):
+    """The columns of one image-generation request, successful or not."""
+
+    model_config = RECORD_CONFIG
+
+    id: str = Field(
+        default_factory=new_id,
+        primary_key=True,
+        max_length=32,
+        description="uuid4 hex, made by the caller",
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    provider: str = Field(min_length=1, max_length=100)
+    model: str = Field(default="", max_length=200)
+    operation: Operation = Field(default=Operation.generate, sa_type=String(20))
+    prompt: str = Field(default="", sa_type=Text)
+    revised_prompt: str | None = Field(default=None, sa_type=Text)
+    size: str | None = Field(default=None, max_length=40)
+    quality: str | None = Field(default=None, max_length=40)
+    n: int = 1
+    params_json: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONColumn, nullable=True, **named("params", "params_json")
+    )
+    status: Status = Field(default=Status.ok, sa_type=String(10))
+    error: str | None = Field(default=None, sa_type=Text)
+    http_status: int | None = None
+    latency_ms: float | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    cost_source: CostSource = Field(default=CostSource.unknown, sa_type=String(20))
+    cost_note: str | None = Field(default=None, max_length=500)
+    usage_json: dict[str, Any] | None = Field(
+        default=None, sa_type=JSONColumn, **named("usage", "usage_json")
+    )
+    request_id: str | None = Field(default=None, max_length=200, index=True)
+    trace_id: str | None = Field(default=None, max_length=200, index=True)
+    user_id: str | None = Field(default=None, max_length=200, **named("user", "user_id"))
+    metadata_json: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONColumn,
+        nullable=True,
+        **named("metadata", "metadata_json"),
+    )
+    request_json: dict[str, Any] | None = Field(
+        default=None, sa_type=JSONColumn, **named("request", "request_json")
+    )
+    response_json: dict[str, Any] | None = Field(
+        default=None, sa_type=JSONColumn, **named("response", "response_json")
+    )
+    image_count: int = 0
+    source: str = Field(default="record", max_length=20)  # httpx / track / import / demo
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_to_columns(cls, value: Any) -> Any:
+        value, cut = fit_to_columns(cls, value)
+        if cut:
+            key = "metadata" if "metadata" in value else "metadata_json"
+            metadata = dict(value.get(key) or {})
+            metadata[TRUNCATED_NOTE] = {**metadata.get(TRUNCATED_NOTE, {}), **cut}
+            value = {**value, key: metadata}
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_hex(cls, value: str) -> str:
+        if not _HEX_ID.fullmatch(value):
+            raise ValueError("id must be 32 lowercase hex characters (a uuid4 hex)")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_at_utc(cls, value: datetime) -> datetime:
+        """Aware times are converted to UTC; naive ones are taken to be UTC already."""
+        return as_utc(value)
+
+    @field_validator("params_json", "metadata_json", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        """A stored NULL (or JSON null) reads as an empty object."""
+        return {} if value is None else value
+
+
+class ImageFields(SQLModel):
+    """The columns of one returned image: its hosted URL, what we know of it, a thumbnail."""
+
+    model_config = RECORD_CONFIG
+
+    url: str | None = Field(default=None, sa_type=Text)
+    url_host: str | None = Field(default=None, max_length=255)
+    revised_prompt: str | None = Field(default=None, sa_type=Text)
+    expires_at: datetime | None = None
+    expires_source: str | None = Field(default=None, max_length=40)  # e.g. azure-sas, provider
+    url_state: UrlState = Field(default=UrlState.unknown, sa_type=String(10))
+    last_checked_at: datetime | None = None
+    last_http_status: int | None = None
+    last_error_code: str | None = Field(default=None, max_length=200)
+    check_failures: int = 0
+    sha256: str | None = Field(default=None, max_length=64)
+    width: int | None = None
+    height: int | None = None
+    format: str | None = Field(default=None, max_length=20)
+    byte_size: int | None = None
+    thumbnail: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
+    thumbnail_error: str | None = Field(default=None, max_length=500)
+    archive_path: str | None = Field(default=None, sa_type=Text)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_to_columns(cls, value: Any) -> Any:
+        return fit_to_columns(cls, value)[0]  # machine-made texts (codes, errors): cut only
+
+    @field_validator("expires_at", "last_checked_at")
+    @classmethod
+    def _times_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class ImageKeys(SQLModel):
+    """Where an image row sits: its own id and its call's id and position (not record content)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: str = Field(foreign_key="generations.id", max_length=32)
+    position: int = 0
+
+
+# --- the tables -----------------------------------------------------------------------------
+
+
+class Generation(GenerationFields, table=True):
+    """The `generations` table."""
 
     __tablename__ = "generations"
     __table_args__ = (
         # The Logs page's default order and its keyset pagination.
         Index("ix_generations_created_at_id", "created_at", "id"),
-        # Each filter of that page, read in the same order (revision 0002).
+        # Each filter of that page, read in the same order.
         Index("ix_generations_provider_created_at_id", "provider", "created_at", "id"),
-        # ... which also carries what the Analytics page sums, for index-only aggregates (0003).
+        # ... which also carries what the Analytics page sums, for index-only aggregates.
         Index(
             "ix_generations_provider_model_created_at_id_totals",
             *("provider", "model", "created_at", "id"),
@@ -78,9 +325,13 @@ class Generation(SQLModel, table=True):
         Index("ix_generations_model_created_at_id", "model", "created_at", "id"),
         Index("ix_generations_status_created_at_id", "status", "created_at", "id"),
         Index("ix_generations_user_id_created_at_id", "user_id", "created_at", "id"),
-        # The Analytics page's percentiles: each group's latencies in order (0004). 0004 also
-        # adds ix_generations_provider_model_hour_totals, over an expression of created_at
-        # written per backend (HOUR_EXPRESSIONS there), so it is not declared here.
+        # The Analytics page's grouped pass: calls by provider, model and UTC hour, no sort.
+        Index(
+            "ix_generations_provider_model_hour_totals",
+            *("provider", "model", CreatedHour(), "created_at"),
+            *("status", "image_count", "cost_usd", "latency_ms"),
+        ),
+        # The Analytics page's percentiles: each group's latencies in order.
         Index(
             "ix_generations_provider_model_latency_ms",
             *("provider", "model", "latency_ms", "created_at", "status", "cost_usd"),
@@ -89,39 +340,20 @@ class Generation(SQLModel, table=True):
             "ix_generations_provider_latency_ms",
             *("provider", "latency_ms", "model", "created_at", "status", "cost_usd"),
         ),
+        # Prompt search on PostgreSQL; SQLite searches an FTS5 table (PROMPT_SEARCH_SQLITE).
+        only_on(
+            "postgresql",
+            Index(
+                "ix_generations_prompt_fts",
+                literal_column(PG_PROMPT_TSVECTOR),
+                postgresql_using="gin",
+            ),
+        ),
     )
 
-    id: str = Field(primary_key=True, max_length=32, description="uuid4 hex, made by the caller")
-    created_at: datetime = Field(default_factory=utcnow)
-    provider: str = Field(max_length=100)
-    model: str = Field(default="", max_length=200)
-    operation: str = Field(default="generate", max_length=20)  # generate / edit / variation
-    prompt: str = Field(default="", sa_type=Text)
-    revised_prompt: str | None = Field(default=None, sa_type=Text)
-    size: str | None = Field(default=None, max_length=40)
-    quality: str | None = Field(default=None, max_length=40)
-    n: int = 1
-    params_json: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONColumn))
-    status: str = Field(default=Status.ok, max_length=10)
-    error: str | None = Field(default=None, sa_type=Text)
-    http_status: int | None = None
-    latency_ms: float | None = None
-    cost_usd: float | None = None
-    cost_source: str = Field(default=CostSource.unknown, max_length=20)
-    cost_note: str | None = Field(default=None, max_length=500)
-    usage_json: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn))
-    request_id: str | None = Field(default=None, max_length=200, index=True)
-    trace_id: str | None = Field(default=None, max_length=200, index=True)
-    user_id: str | None = Field(default=None, max_length=200)
-    metadata_json: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONColumn))
-    request_json: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn))
-    response_json: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONColumn))
-    image_count: int = 0
-    source: str = Field(default="record", max_length=20)  # httpx / track / import / demo
 
-
-class Image(SQLModel, table=True):
-    """One image returned by a generation, with what we know of its hosted URL and a thumbnail."""
+class Image(ImageKeys, ImageFields, table=True):
+    """The `images` table."""
 
     __tablename__ = "images"
     __table_args__ = (
@@ -133,24 +365,48 @@ class Image(SQLModel, table=True):
         Index("ix_images_url_state_last_checked_at", "url_state", "last_checked_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    generation_id: str = Field(foreign_key="generations.id", max_length=32)
-    position: int = 0
-    url: str | None = Field(default=None, sa_type=Text)
-    url_host: str | None = Field(default=None, max_length=255)
-    revised_prompt: str | None = Field(default=None, sa_type=Text)
-    expires_at: datetime | None = None
-    expires_source: str | None = Field(default=None, max_length=40)  # e.g. azure-sas, provider
-    url_state: str = Field(default=UrlState.unknown, max_length=10)
-    last_checked_at: datetime | None = None
-    last_http_status: int | None = None
-    last_error_code: str | None = Field(default=None, max_length=200)
-    check_failures: int = 0
-    sha256: str | None = Field(default=None, max_length=64)
-    width: int | None = None
-    height: int | None = None
-    format: str | None = Field(default=None, max_length=20)
-    byte_size: int | None = None
-    thumbnail: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
-    thumbnail_error: str | None = Field(default=None, max_length=500)
-    archive_path: str | None = Field(default=None, sa_type=Text)
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True
+    assert isinstance(table, Table)
+    return table
+
+
+#: The tables as SQLAlchemy Core sees them: every query and insert of the store uses these.
+GENERATIONS: Table = _table(Generation)
+IMAGES: Table = _table(Image)
+
+#: Prompt search on SQLite: an external-content FTS5 table over the prompts (the text is stored
+#: once, in generations) kept in step by triggers. Not a table SQLAlchemy manages, so it is
+#: declared here as its DDL, statement by statement, in creation order.
+PROMPT_SEARCH_SQLITE = (
+    "CREATE VIRTUAL TABLE generations_fts USING fts5("
+    "prompt, revised_prompt, content='generations', content_rowid='rowid')",
+    "CREATE TRIGGER generations_fts_ai AFTER INSERT ON generations BEGIN "
+    "INSERT INTO generations_fts(rowid, prompt, revised_prompt) "
+    "VALUES (new.rowid, new.prompt, new.revised_prompt); END",
+    "CREATE TRIGGER generations_fts_ad AFTER DELETE ON generations BEGIN "
+    "INSERT INTO generations_fts(generations_fts, rowid, prompt, revised_prompt) "
+    "VALUES ('delete', old.rowid, old.prompt, old.revised_prompt); END",
+    "CREATE TRIGGER generations_fts_au "
+    "AFTER UPDATE OF prompt, revised_prompt ON generations BEGIN "
+    "INSERT INTO generations_fts(generations_fts, rowid, prompt, revised_prompt) "
+    "VALUES ('delete', old.rowid, old.prompt, old.revised_prompt); "
+    "INSERT INTO generations_fts(rowid, prompt, revised_prompt) "
+    "VALUES (new.rowid, new.prompt, new.revised_prompt); END",
+)
+
+
+def is_compared(dialect: str) -> Any:
+    """Alembic's `include_object` for comparing the database with these models on `dialect`.
+
+    Skips what Alembic cannot see as a model: the FTS5 table and its shadow tables (checked
+    against `PROMPT_SEARCH_SQLITE` instead) and indexes that exist on another backend only.
+    """
+
+    def include(obj: Any, name: str | None, type_: str, _reflected: bool, _other: Any) -> bool:
+        if type_ == "table" and name is not None and name.startswith("generations_fts"):
+            return False
+        return not (type_ == "index" and isinstance(obj, Index) and not applies_to(obj, dialect))
+
+    return include

@@ -31,7 +31,10 @@ from store.schema.records import CallRecord
 IMPORT_SOURCE = "import"
 
 #: CSV columns: every CallRecord field, in declaration order; dicts and lists as compact JSON.
-CSV_COLUMNS: tuple[str, ...] = tuple(CallRecord.model_fields)
+#: The record's fields by their record names, the names its JSON uses.
+CSV_COLUMNS: tuple[str, ...] = tuple(
+    field.serialization_alias or name for name, field in CallRecord.model_fields.items()
+)
 
 
 class UnreadableFile(Exception):

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import text
 
-from store.schema.models import SQLModel
+from store.schema.models import SQLModel, is_compared
 
 # Any number of dashboard replicas and recorders may start at once against one PostgreSQL;
 # this lock makes them upgrade one after another instead of racing to create the same table.
@@ -19,7 +19,11 @@ def run_migrations_online() -> None:
             )
             connection.commit()
         try:
-            context.configure(connection=connection, target_metadata=SQLModel.metadata)
+            context.configure(
+                connection=connection,
+                target_metadata=SQLModel.metadata,
+                include_object=is_compared(connection.dialect.name),
+            )
             with context.begin_transaction():
                 context.run_migrations()
             connection.commit()
