@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from annotated_types import MaxLen
-from pydantic import AliasChoices, ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlalchemy import JSON, Index, LargeBinary, String, Table, Text, literal_column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
@@ -171,18 +171,10 @@ def fit_to_columns(model: type[SQLModel], value: Any) -> tuple[Any, dict[str, in
     return value, cut
 
 
-def named(record_name: str, column_name: str) -> dict[str, Any]:
-    """Field options that give a column a shorter name in records, JSON and keyword arguments."""
-    return {
-        "validation_alias": AliasChoices(record_name, column_name),
-        "serialization_alias": record_name,
-    }
-
-
 class GenerationFields(SQLModel):
     """The columns of one image-generation request, successful or not."""
 
-    model_config = RECORD_CONFIG
+    model_config = RECORD_CONFIG  # type: ignore[assignment]  # SQLModel types it as its own superset of ConfigDict
 
     id: str = Field(
         default_factory=new_id,
@@ -200,7 +192,7 @@ class GenerationFields(SQLModel):
     quality: str | None = Field(default=None, max_length=40)
     n: int = 1
     params_json: dict[str, Any] = Field(
-        default_factory=dict, sa_type=JSONColumn, nullable=True, **named("params", "params_json")
+        default_factory=dict, sa_type=JSONColumn, nullable=True, alias="params"
     )
     status: Status = Field(default=Status.ok, sa_type=String(10))
     error: str | None = Field(default=None, sa_type=Text)
@@ -209,24 +201,18 @@ class GenerationFields(SQLModel):
     cost_usd: float | None = Field(default=None, ge=0)
     cost_source: CostSource = Field(default=CostSource.unknown, sa_type=String(20))
     cost_note: str | None = Field(default=None, max_length=500)
-    usage_json: dict[str, Any] | None = Field(
-        default=None, sa_type=JSONColumn, **named("usage", "usage_json")
-    )
+    usage_json: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn, alias="usage")
     request_id: str | None = Field(default=None, max_length=200, index=True)
     trace_id: str | None = Field(default=None, max_length=200, index=True)
-    user_id: str | None = Field(default=None, max_length=200, **named("user", "user_id"))
+    user_id: str | None = Field(default=None, max_length=200, alias="user")
     metadata_json: dict[str, Any] = Field(
         default_factory=dict,
         sa_type=JSONColumn,
         nullable=True,
-        **named("metadata", "metadata_json"),
+        alias="metadata",
     )
-    request_json: dict[str, Any] | None = Field(
-        default=None, sa_type=JSONColumn, **named("request", "request_json")
-    )
-    response_json: dict[str, Any] | None = Field(
-        default=None, sa_type=JSONColumn, **named("response", "response_json")
-    )
+    request_json: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn, alias="request")
+    response_json: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn, alias="response")
     image_count: int = 0
     source: str = Field(default="record", max_length=20)  # httpx / track / import / demo
 
@@ -264,7 +250,7 @@ class GenerationFields(SQLModel):
 class ImageFields(SQLModel):
     """The columns of one returned image: its hosted URL, what we know of it, a thumbnail."""
 
-    model_config = RECORD_CONFIG
+    model_config = RECORD_CONFIG  # type: ignore[assignment]  # SQLModel types it as its own superset of ConfigDict
 
     url: str | None = Field(default=None, sa_type=Text)
     url_host: str | None = Field(default=None, max_length=255)
