@@ -239,7 +239,7 @@ def test_an_unreachable_database_is_a_one_line_error_not_a_traceback(capsys):
     assert "Connection refused" in err and "Traceback" not in err
 
 
-def test_a_database_file_whose_folder_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
+def test_a_database_file_in_a_folder_that_does_not_exist_is_a_one_line_error(tmp_path, capsys):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the database folder should be")
     url = f"sqlite:///{blocker / 'log.db'}"
@@ -248,9 +248,21 @@ def test_a_database_file_whose_folder_cannot_be_made_is_a_one_line_error(tmp_pat
 
     err = capsys.readouterr().err
     assert code == 1
-    assert err == f"imagelog stats: cannot use the database {url}: " + (
-        "OperationalError: unable to open database file\n"
+    assert err == (
+        f"imagelog stats: cannot use the database {url}: MissingFolder: the folder {blocker} "
+        "does not exist; create it, or use another path (imagelog creates only its default "
+        "folder)\n"
     )
+
+
+def test_a_typo_in_a_sqlite_path_creates_no_folders(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'tpyo' / 'deeper' / 'log.db'}"
+
+    code = main(["--database-url", url, "stats"])
+
+    assert code == 1
+    assert "MissingFolder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
