@@ -150,3 +150,58 @@ def test_secret_values_seen_in_a_request_are_scrubbed_from_text_and_json():
         "error": {"message": f"bad key {MASK}"}
     }
     assert scrubber.text("failed with token=zzzzzzzzzz") == f"failed with {MASK}"
+
+
+def test_a_key_echoed_in_a_revised_prompt_or_as_a_json_key_is_not_stored(recorder, openai_api):
+    key = f"sk-proj-{uuid.uuid4().hex}"
+    client = OpenAI(base_url=openai_api.v1, api_key=key, http_client=recorder.httpx_client())
+
+    client.images.generate(
+        model="dall-e-3", prompt="echo", extra_headers={SCENARIO_HEADER: "echo-key-200"}
+    )
+
+    assert recorder.flush(timeout=30)
+    assert key.encode() not in stored_text(recorder)
+    with recorder.engine.connect() as connection:
+        revised = connection.execute(text("SELECT revised_prompt FROM generations")).scalar_one()
+    assert revised == f"made with {MASK}"
+
+
+#: One made-up key of each shape the README lists.
+KEY_SHAPES = {
+    "openai": "sk-proj-" + "A1b2" * 12,
+    "anthropic": "sk-ant-api03-" + "x9" * 20,
+    "google": "AIza" + "Sy" * 18,
+    "huggingface": "hf_" + "Ab3" * 11,
+    "replicate": "r8_" + "Zq7" * 12,
+    "fal": "0b3c2f1e-9a8d-4c7b-8e6f-5a4b3c2d1e0f:" + "9f" * 16,
+    "xai": "xai-" + "Kd82" * 10,
+    "aws": "AKIA" + "IOSFODNN7EXAMPLE",
+    "bearer": "Bearer " + "tok" * 10,
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(KEY_SHAPES))
+def test_track_error_text_with_a_known_key_shape_is_stored_and_exported_masked(
+    recorder, shape, capsys
+):
+    from store.cli import main
+
+    secret = KEY_SHAPES[shape]
+    with pytest.raises(RuntimeError), recorder.track(provider="replicate", model="m"):
+        raise RuntimeError(f"auth failed for {secret} (check your settings)")
+
+    assert recorder.flush(timeout=30)
+    assert secret.encode() not in stored_text(recorder)
+    capsys.readouterr()
+    assert main(["--database-url", str(recorder.engine.url.render_as_string(False)), "export"]) == 0
+    exported = capsys.readouterr().out
+    assert "auth failed for" in exported and secret not in exported
+
+
+def test_a_signed_image_url_keeps_its_signature_while_free_text_is_masked():
+    url = "https://blob.example/img.png?se=2026-12-01&sig=abcdefghijkl&token=eyJ" + "a" * 30
+
+    assert Scrubber().stored(url) == url
+    assert Scrubber().stored(f"see {url}") != f"see {url}"

@@ -88,3 +88,14 @@ def test_a_bad_image_is_noted_and_the_callers_code_goes_on(recorder):
 def test_setting_an_unknown_field_is_a_clear_error(recorder):
     with recorder.track(provider="p") as call, pytest.raises(TypeError, match="'colour'"):
         call.set(colour="red")
+
+
+def test_set_takes_record_names_and_column_names_alike(recorder):
+    with recorder.track(provider="fal", model="flux") as call:
+        call.set(usage={"images": 1}, user="ana")
+        call.set(metadata_json={"team": "web"})
+
+    assert call.record.usage_json == {"images": 1}
+    assert (call.record.user_id, call.record.metadata_json) == ("ana", {"team": "web"})
+    with pytest.raises(TypeError, match="'nope' is not a CallRecord field"):
+        call.set(nope=1)

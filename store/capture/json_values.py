@@ -12,15 +12,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def map_strings(value: Any, change: Callable[[str], Any]) -> Any:
-    """A copy of `value` with `change` applied to every string in it, keys excepted.
+def map_strings(value: Any, change: Callable[[str], Any], *, keys: bool = False) -> Any:
+    """A copy of `value` with `change` applied to every string in it (and to the keys of its
+    mappings when `keys`).
 
     Mappings become dicts and tuples become lists (their JSON shapes); other values are kept.
     """
     if isinstance(value, str):
         return change(value)
     if isinstance(value, Mapping):
-        return {key: map_strings(item, change) for key, item in value.items()}
+        return {
+            (change(key) if keys and isinstance(key, str) else key): map_strings(
+                item, change, keys=keys
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [map_strings(item, change) for item in value]
+        return [map_strings(item, change, keys=keys) for item in value]
     return value

@@ -121,8 +121,9 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
     if exchange.error is not None:
         record.status = Status.error
         record.error = describe_exception(exchange.error, scrubber)
-        return record
-    _apply_response(record, exchange, response_headers, scrubber)
+    else:
+        _apply_response(record, exchange, response_headers, scrubber)
+    scrubber.record(record)  # what the response echoed too (a revised prompt, a JSON key)
     return record
 
 

@@ -13,13 +13,14 @@ and tells when it expires.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from store.capture.json_values import map_strings
+from store.schema.records import CallRecord
 
 MASK = "[redacted]"
 
@@ -48,14 +49,28 @@ _SECRET_QUERY_NAME = re.compile(
     r"|credential|code|auth)$|signature|token|secret|passw|credential",
     re.IGNORECASE,
 )
-#: Well-known credential shapes, for text that never passed through a request.
-_KEY_SHAPES = re.compile(
+#: Provider key shapes, by their prefixes: safe to mask anywhere, URLs included.
+_PROVIDER_KEYS = (
+    r"\bsk-[A-Za-z0-9_-]{8,}"  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-)
+    r"|\bxai-[A-Za-z0-9_-]{16,}"  # xAI
+    r"|\bAIza[0-9A-Za-z_-]{30,}"  # Google API keys
+    r"|\bhf_[A-Za-z0-9]{20,}"  # Hugging Face
+    r"|\br8_[A-Za-z0-9]{8,}"  # Replicate
+    r"|\bpk-[A-Za-z0-9_-]{8,}"  # Portkey
+    # fal: key_id:secret
+    r"|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9a-f]{32}\b"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids
+)
+#: Shapes that are credentials in free text but evidence inside a signed image URL (a JWT
+#: `token=`, a SAS `sig=`): masked in text, not in URLs.
+_TEXT_ONLY_KEYS = (
     r"(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\bsk-[A-Za-z0-9_-]{8,}"
-    r"|\br8_[A-Za-z0-9]{8,}"
-    r"|\bpk-[A-Za-z0-9_-]{8,}"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWTs
     r"|(?i:(?:api[-_]?key|token|sig|signature|secret|password)=)[^&\s\"']+"
 )
+#: Well-known credential shapes, for text that never passed through a request.
+_KEY_SHAPES = re.compile(f"{_PROVIDER_KEYS}|{_TEXT_ONLY_KEYS}")
+_URL_KEY_SHAPES = re.compile(_PROVIDER_KEYS)
 #: Shorter "secrets" would scrub ordinary words; real keys are far longer.
 MIN_SECRET_LENGTH = 8
 
@@ -138,6 +153,29 @@ class Scrubber:
     def json(self, value: Any) -> Any:
         """A copy of `value` (dicts, lists, strings...) with the known secrets replaced."""
         return map_strings(value, self.exact)
+
+    def stored(self, value: str) -> str:
+        """What a stored text keeps: `text()`, but a URL keeps its signature (evidence)."""
+        if value.startswith(("http://", "https://")):
+            return _URL_KEY_SHAPES.sub(MASK, self.exact(value))
+        return self.text(value)
+
+    def record(self, record: CallRecord) -> None:
+        """Scrub every stored text of `record` in place: text columns, JSON keys and values,
+        its images' texts; an image's own URL is kept whole (its signature is the evidence)."""
+        _scrub_fields(record, self.stored, keep=("id",))
+        for image in record.images:
+            _scrub_fields(image, self.stored, keep=("url", "sha256"))
+
+
+def _scrub_fields(model: BaseModel, scrub: Callable[[str], str], keep: tuple[str, ...]) -> None:
+    for name, value in model:
+        if name in keep:
+            continue
+        if type(value) is str:  # not a StrEnum member: those are validated values
+            setattr(model, name, scrub(value))
+        elif isinstance(value, dict | list):
+            setattr(model, name, map_strings(value, scrub, keys=True))
 
 
 def describe_exception(exc: BaseException, scrubber: Scrubber | None = None) -> str:

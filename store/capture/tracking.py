@@ -21,6 +21,14 @@ from store.schema.records import CallRecord, ImageRecord
 log = logging.getLogger(__name__)
 
 
+#: A record field by its record name (`usage`, `user`) or its column name (`usage_json`).
+FIELDS_BY_NAME = {
+    key: name
+    for name, info in CallRecord.model_fields.items()
+    for key in (name, info.alias or name)
+}
+
+
 class TrackedCall:
     """One tracked call: `add_image(...)` for each result, `set(...)` for anything else known."""
 
@@ -53,9 +61,10 @@ class TrackedCall:
     def set(self, **fields: Any) -> None:
         """Set record fields learnt during the call (`revised_prompt`, `usage`, `cost_usd`...)."""
         for name, value in fields.items():
-            if name not in CallRecord.model_fields:
+            field = FIELDS_BY_NAME.get(name)
+            if field is None:
                 raise TypeError(f"{name!r} is not a CallRecord field")
-            setattr(self.record, name, value)
+            setattr(self.record, field, value)
 
     def __enter__(self) -> TrackedCall:
         self.record.created_at = utcnow()

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError
 
 from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
+from store.capture.redaction import Scrubber
 from store.expiry import predict_expiry
 from store.schema.models import GENERATIONS, IMAGES
 from store.schema.records import CallRecord, ImageRecord
@@ -30,6 +31,8 @@ def insert_calls(engine: Engine, records: Sequence[CallRecord]) -> int:
     """Insert `records` (and their images) in one transaction; returns how many were given."""
     if not records:
         return 0
+    for record in records:  # whichever way it came in, no stored text keeps a known key shape
+        KEY_SHAPES.record(record)
     generation_rows = [generation_row(record) for record in records]
     image_rows = [row for record in records for row in image_rows_for(record)]
     try:
@@ -63,6 +66,8 @@ def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+#: Masks the well-known key shapes (no request's own values: those are scrubbed at capture).
+KEY_SHAPES = Scrubber()
 #: The columns a record gives as they are; the writer works out the others (`_derived`).
 GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
 IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}

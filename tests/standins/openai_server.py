@@ -9,6 +9,7 @@ and still land here.
 
 A test picks a misbehaviour per call with the `x-standin-scenario` header:
 `error-400`, `error-500`, `error-html`, `echo-key` (a 401 whose message repeats the API key),
+`echo-key-200` (a success that repeats it in the revised prompt and as a JSON key),
 `slow:<seconds>`, `reset` (close the connection without an answer), `stream` (SSE events),
 `bad-b64` (a 200 whose image is not base64).
 """
@@ -162,6 +163,10 @@ class OpenAIStandIn:
         pngs = [_draw(size, f"{prompt}/{i}") for i in range(n)]
         if scenario == "stream":
             return _stream_reply(pngs, size)
+        if scenario == "echo-key-200":  # a success that repeats the key in its text and keys
+            key = request.headers.get("authorization", "").removeprefix("Bearer ")
+            item = {"url": self.host(pngs[0]), "revised_prompt": f"made with {key}"}
+            return _json_reply(200, {"created": int(time.time()), "data": [item], key: "x"})
         if scenario == "bad-b64":
             return _json_reply(200, {"created": int(time.time()), "data": [{"b64_json": "*%$"}]})
         data = []
