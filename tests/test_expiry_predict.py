@@ -3,6 +3,7 @@ else nothing. No network anywhere in this file."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -282,3 +283,36 @@ def test_durations_read_with_their_unit(text, seconds):
 def test_nonsense_durations_are_refused(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def _jwt_with(claims: str) -> str:
+    header = base64.urlsafe_b64encode(b'{"alg": "HS256"}').decode().rstrip("=")
+    body = base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=")
+    return f"{header}.{body}.c2lnbmF0dXJl"
+
+
+def test_a_jwt_exp_with_a_fraction_is_read():
+    token = _jwt_with('{"exp": 1709720067.25}')
+    url = f"https://cdn.gen.example/out/1.png?token={token}"
+
+    prediction = predict_expiry(url, "x", CREATED)
+
+    assert prediction is not None and prediction.source == "jwt-exp"
+    assert prediction.expires_at == at("2024-03-06T10:14:27.250000")
+
+
+@pytest.mark.parametrize("exp", ['"1709720067"', "true", "1e400", "null"])
+def test_a_jwt_exp_that_is_not_a_number_gives_no_signed_prediction(exp):
+    token = _jwt_with('{"exp": ' + exp + "}")
+    url = f"https://cdn.gen.example/out/1.png?token={token}"
+
+    prediction = predict_expiry(url, "x", CREATED)
+
+    assert prediction is None or prediction.source != "jwt-exp"
+
+
+def test_an_azure_sas_start_time_is_kept_as_not_before():
+    prediction = predict_expiry(OPENAI_DALLE, "openai", CREATED)
+
+    assert prediction is not None
+    assert prediction.not_before == at("2024-03-05T08:14:27")

@@ -16,10 +16,12 @@ PROVIDER_LIFETIME = "provider-lifetime"
 
 @dataclass(frozen=True)
 class Prediction:
-    """`expires_at` is aware UTC; `source` names how it was found (e.g. "azure-sas")."""
+    """`expires_at` is aware UTC; `source` names how it was found (e.g. "azure-sas");
+    `not_before`, when the signature has a start time, is the moment it becomes valid."""
 
     expires_at: datetime
     source: str
+    not_before: datetime | None = None
 
     @property
     def is_signed(self) -> bool:

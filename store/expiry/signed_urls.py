@@ -64,7 +64,9 @@ def azure_sas(query: Query) -> Prediction | None:
         return None
     if key_expiry is not None:
         expiry = min(expiry, key_expiry)
-    return Prediction(expiry, "azure-sas")
+    # A SAS is refused (403) before its start time too: that answer is "not yet", not "gone".
+    starts = _iso_time(query["st"]) if "st" in query else None
+    return Prediction(expiry, "azure-sas", not_before=starts)
 
 
 def s3_sigv4(query: Query) -> Prediction | None:
@@ -133,7 +135,7 @@ def jwt_exp(query: Query) -> Prediction | None:
             continue
         if not isinstance(header, dict) or not isinstance(claims, dict) or "alg" not in header:
             continue
-        if (expiry := _epoch(str(claims.get("exp", "")))) is not None:
+        if (expiry := _numeric_date(claims.get("exp"))) is not None:
             return Prediction(expiry, "jwt-exp")
     return None
 
@@ -185,6 +187,15 @@ def _epoch(text: str) -> datetime | None:
     if not _EPOCH_MIN <= seconds <= _EPOCH_MAX:
         return None
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _numeric_date(value: object) -> datetime | None:
+    """A JWT NumericDate (RFC 7519): seconds since the epoch, a fraction allowed."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not _EPOCH_MIN <= value <= _EPOCH_MAX:  # also refuses NaN and infinities
+        return None
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _b64url(text: str) -> bytes:
