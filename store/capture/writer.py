@@ -58,7 +58,7 @@ def _insert_rows(
 
 def _without_nul(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A copy of `rows` with each NUL character replaced by U+FFFD (thumbnail bytes untouched)."""
-    return map_strings(rows, lambda text: text.replace("\x00", "\ufffd"))
+    return map_strings(rows, lambda text: text.replace("\x00", "\ufffd"), keys=True)
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:

@@ -136,6 +136,8 @@ def applies_to(index: Index, dialect: str) -> bool:
 #: in JSON as base64.
 RECORD_CONFIG = ConfigDict(
     extra="ignore",
+    allow_inf_nan=False,  # JSON cannot carry them back out
+
     validate_by_name=True,
     validate_by_alias=True,
     serialize_by_alias=True,
@@ -147,6 +149,26 @@ RECORD_CONFIG = ConfigDict(
 #: Where a record notes the columns it was cut to fit: metadata key -> {column: length given}.
 TRUNCATED_NOTE = "imagelog_truncated"
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
+#: The range of an SQL INTEGER column on both backends (PostgreSQL's is 32-bit).
+INTEGER_RANGE = (-(2**31), 2**31 - 1)
+
+
+def utc_in_range(moment: datetime | None) -> datetime | None:
+    """`as_utc`, with a time that UTC cannot hold (year 1 at +14:00) refused as a bad value."""
+    if moment is None:
+        return None
+    try:
+        return as_utc(moment)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is outside the times UTC can hold") from None
+
+
+def integers_in_range(model: SQLModel) -> None:
+    """Refuse an integer field too large for its column, naming the field."""
+    low, high = INTEGER_RANGE
+    for name, value in model:
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+            raise ValueError(f"{name} {value} is out of the range of an integer column")
 
 
 def fit_to_columns(model: type[SQLModel], value: Any) -> tuple[Any, dict[str, int]]:
@@ -236,9 +258,14 @@ class GenerationFields(SQLModel):
 
     @field_validator("created_at")
     @classmethod
-    def _created_at_utc(cls, value: datetime) -> datetime:
+    def _created_at_utc(cls, value: datetime) -> datetime | None:
         """Aware times are converted to UTC; naive ones are taken to be UTC already."""
-        return as_utc(value)
+        return utc_in_range(value)
+
+    @model_validator(mode="after")
+    def _integers_fit(self) -> GenerationFields:
+        integers_in_range(self)
+        return self
 
     @field_validator("params_json", "metadata_json", mode="before")
     @classmethod
@@ -279,7 +306,12 @@ class ImageFields(SQLModel):
     @field_validator("expires_at", "last_checked_at")
     @classmethod
     def _times_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+        return utc_in_range(value)
+
+    @model_validator(mode="after")
+    def _integers_fit(self) -> ImageFields:
+        integers_in_range(self)
+        return self
 
 
 class ImageKeys(SQLModel):
