@@ -468,13 +468,31 @@ def test_detail_lists_every_stored_column_of_the_call_and_its_images(log):
     assert image_values["url_state"] == "expired"
 
 
-def test_detail_of_a_live_url_shows_the_hosted_image(log):
+def test_detail_of_a_live_url_shows_the_cached_thumbnail_and_loads_the_hosted_one_on_request(log):
+    hosted = "https://replicate.delivery/pbxt/abc/out-0.webp"
     app = open_page("detail", log=LIVE_ID)
 
     no_exception(app)
     assert not app.warning
-    [img] = app.get("image")
-    assert img.value == ["https://replicate.delivery/pbxt/abc/out-0.webp"]
+    shown = [url for element in app.get("image") for url in element.value]
+    assert hosted not in shown  # the viewer's browser fetches nothing from the log's URLs
+    assert len(shown_thumbnails(app)) == 1
+
+    app.toggle[0].set_value(True).run()
+
+    shown = [url for element in app.get("image") for url in element.value]
+    assert hosted in shown
+
+
+def test_a_hostile_log_id_in_the_link_is_shown_as_plain_text(log):
+    hostile = "[click](http://evil.test) ![pixel](http://evil.test/p.png)"
+
+    app = open_page("detail", log=hostile)
+
+    no_exception(app)
+    message = app.error[0].value
+    assert "](http" not in message.replace("\\]\\(", "")
+    assert "\\[click\\]\\(http" in message
 
 
 def test_detail_offers_the_archived_copy_for_download(log, tmp_path):

@@ -84,11 +84,11 @@ def detail_panel(image: ImageDetail, now: datetime) -> None:
 
 
 def _picture(image: ImageDetail) -> None:
-    if image.url_state == UrlState.live.value and image.url:
-        st.image(image.url, caption="Hosted image (URL live)", width="stretch")
-        return
+    """The cached thumbnail, at its own size: a page never makes a viewer's browser fetch a URL
+    taken from the log (an imported "live" URL could be anyone's tracking pixel). The hosted
+    original is loaded only when the viewer asks for it."""
     if image.thumbnail:
-        st.image(data_uri(image.thumbnail), width="stretch")
+        st.image(data_uri(image.thumbnail), width="content")
     else:
         st.info("No cached thumbnail: the image was not fetched while its URL was live.")
     if image.url_state == UrlState.expired.value:
@@ -98,8 +98,14 @@ def _picture(image: ImageDetail) -> None:
         )
     elif image.url_state == UrlState.none.value:
         st.caption("Returned as base64 (no hosted URL) — cached copy")
-    elif image.thumbnail:
-        st.caption("Hosted URL not confirmed live — cached copy")
+    elif image.url and st.toggle(
+        "Load the hosted original",
+        key=f"hosted-{image.id}",
+        help="Your browser fetches it from the provider's host.",
+    ):
+        st.image(image.url, caption="Hosted original", width="stretch")
+    else:
+        st.caption("Cached copy")
 
 
 def _archive_download(image: ImageDetail) -> None:

@@ -102,7 +102,7 @@ if not log_id:
 call = data.log(log_id)
 if call is None:
     st.title("Detail")
-    st.error(f"No call with id {log_id!r} in this log.")
+    st.error(f"No call with id {plain(repr(log_id))} in this log.")
     back_link()
     st.stop()
 
