@@ -112,15 +112,6 @@ def overview(engine: Engine, flt: LogFilter, bucket: Bucket = "day") -> Overview
     )
 
 
-def summary(engine: Engine, flt: LogFilter) -> Summary:
-    """Calls, errors, images, cost and the share of expired / unknown URLs for `flt`."""
-    with _snapshot(engine) as connection:
-        hints = plan_hints(connection, flt, ordered=False)
-        totals = _bucketed_totals(connection, flt, hints, "day")
-        states = _url_state_counts(connection, flt, hints)
-    return _summary_of(totals, states)
-
-
 def provider_summary(engine: Engine, flt: LogFilter, by: GroupBy = ("provider",)) -> pd.DataFrame:
     """Per group: calls, errors, images, cost_usd, p50_latency_ms, p95_latency_ms.
 
@@ -134,26 +125,6 @@ def provider_summary(engine: Engine, flt: LogFilter, by: GroupBy = ("provider",)
             totals = _bucketed_totals(connection, flt, hints, "day")
             return _with_percentiles(connection, flt, hints, totals, keys)
         return _sorted_percentiles(connection, flt, hints, keys)
-
-
-def activity(engine: Engine, flt: LogFilter, bucket: Bucket = "hour") -> pd.DataFrame:
-    """Calls, errors, cost_usd and images per hour or day (UTC), oldest bucket first.
-
-    Buckets without calls are absent (a chart's time axis shows the gap).
-    """
-    _check_bucket(bucket)
-    with _snapshot(engine) as connection:
-        hints = plan_hints(connection, flt, ordered=False)
-        return _activity_of(_bucketed_totals(connection, flt, hints, bucket))
-
-
-def top_models(engine: Engine, flt: LogFilter, limit: int = 10) -> pd.DataFrame:
-    """The `limit` busiest (provider, model) pairs: calls, images, cost_usd."""
-    require_positive(limit=limit)
-    with _snapshot(engine) as connection:
-        hints = plan_hints(connection, flt, ordered=False)
-        totals = _bucketed_totals(connection, flt, hints, "day")
-    return _top_of(_grouped(totals, ["provider", "model"]), limit)
 
 
 # --- the grouped pass ---------------------------------------------------------------------------
