@@ -30,15 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from store.capture.writer import GENERATIONS
 from store.queries import (
     LogFilter,
-    activity,
     count_logs,
     facets,
     get_log,
     list_gallery,
     list_logs,
+    overview,
     provider_summary,
-    summary,
-    top_models,
 )
 from store.schema.db import make_engine
 from store.transfer.demo import load_demo
@@ -104,10 +102,11 @@ def median_seconds(run: Callable[[], Any], runs: int) -> float:
 
 
 def cases(engine: Engine) -> list[Case]:
-    """The Logs page's queries (filters people use), then Gallery, Detail and Analytics."""
+    """The Logs page's queries (filters people use), then Gallery, Detail, Analytics and the
+    `stats` command's table."""
     known = facets(engine)
     provider = known.providers[0] if "openai" not in known.providers else "openai"
-    model = known.models_by_provider[provider][0]
+    model = list_logs(engine, LogFilter(providers=(provider,)), limit=1).rows["model"].iloc[0]
     last = known.last_at
     day = LogFilter(since=last - timedelta(days=4), until=last - timedelta(days=3))
     first_page = list_logs(engine, LogFilter())
@@ -140,21 +139,18 @@ def cases(engine: Engine) -> list[Case]:
         Case("detail: get_log", lambda e: get_log(e, some_id)),
         Case("gallery: first page", lambda e: list_gallery(e, LogFilter()), logs_page=False),
         Case("gallery: expired", lambda e: list_gallery(e, expired), logs_page=False),
-        Case("analytics: summary", lambda e: summary(e, LogFilter()), logs_page=False),
-        Case("analytics: summary 1 day", lambda e: summary(e, day), logs_page=False),
+        Case("analytics: overview per day", lambda e: overview(e, LogFilter()), False),
+        Case("analytics: overview per hour, 1 day", lambda e: overview(e, day, "hour"), False),
         Case(
-            "analytics: p50/p95 by provider",
+            "stats: p50/p95 by provider",
             lambda e: provider_summary(e, LogFilter()),
             logs_page=False,
         ),
         Case(
-            "analytics: p50/p95 by model, 1 day",
+            "stats: p50/p95 by model, 1 day",
             lambda e: provider_summary(e, day, by="model"),
             logs_page=False,
         ),
-        Case("analytics: activity per day", lambda e: activity(e, LogFilter(), "day"), False),
-        Case("analytics: activity per hour, 1 day", lambda e: activity(e, day, "hour"), False),
-        Case("analytics: top models", lambda e: top_models(e, LogFilter()), logs_page=False),
     ]
 
 

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from store.schema.enums import Status, UrlState
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -164,14 +166,16 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     """The filters `export` and `stats` share: they map onto `store.queries.LogFilter`."""
     parser.add_argument("--provider", action="append", help="only this provider (repeatable)")
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
-    parser.add_argument("--status", choices=["ok", "error"], help="only ok or error calls")
+    parser.add_argument(
+        "--status", choices=[status.value for status in Status], help="only calls with this status"
+    )
     parser.add_argument("--user", help="only calls of this user id")
     parser.add_argument("--tag", metavar="KEY=VALUE", help="only calls with this metadata tag")
     parser.add_argument("--since", type=_utc_datetime, help="created at or after (ISO, UTC)")
     parser.add_argument("--until", type=_utc_datetime, help="created before (ISO, UTC)")
     parser.add_argument(
         "--url-state",
-        choices=["live", "expired", "unknown", "none"],
+        choices=[state.value for state in UrlState],
         action="append",
         help="only calls with an image in this URL state (repeatable)",
     )

@@ -35,7 +35,7 @@ from tests.standins.server import LoopbackServer, Reply, Request
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))  # the pages import `components` the way `streamlit run` does
 
-from components import export  # noqa: E402
+from components import data, export  # noqa: E402
 
 from store.queries import LogFilter  # noqa: E402
 
@@ -326,6 +326,16 @@ def test_refresh_shows_a_call_recorded_after_the_page_was_drawn(log):
     assert app.sidebar.button[0].label == "Refresh"
     assert shown_rows(app)["provider"][0] == "xai"
     assert len(shown_rows(app)) == 6
+
+
+def test_refresh_keeps_the_engine_and_its_pool(log, db_url):
+    app = run_app()
+    engine = data.engine_for(db_url)
+
+    app.sidebar.button[0].click().run()  # Refresh
+
+    no_exception(app)
+    assert data.engine_for(db_url) is engine
 
 
 def test_filters_in_a_pasted_link_reproduce_the_view(log):

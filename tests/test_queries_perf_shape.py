@@ -28,12 +28,14 @@ from store.queries import (
     LogFilter,
     count_logs,
     facets,
-    filters,
     get_log,
+    hints,
     image_ids,
+    iter_records,
     list_gallery,
     list_logs,
     overview,
+    provider_summary,
 )
 from store.schema.records import CallRecord, ImageRecord
 
@@ -210,7 +212,7 @@ def test_a_date_range_is_one_range_of_the_time_index(filled):
 
 
 def test_a_common_url_state_is_tested_call_by_call_along_the_time_index(filled, monkeypatch):
-    monkeypatch.setattr(filters, "SELECTIVE_BELOW", 10)  # 100 expired images: "common"
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # 100 expired images: "common"
 
     plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired",))))
 
@@ -242,7 +244,7 @@ def test_prompt_search_is_answered_by_the_full_text_index(filled):
 
 
 def test_a_common_search_word_is_tested_along_the_time_index(filled, monkeypatch):
-    monkeypatch.setattr(filters, "SELECTIVE_BELOW", 10)  # 100 lighthouse prompts: "common"
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # 100 lighthouse prompts: "common"
 
     plan = page_plan(filled, lambda: list_logs(filled, LogFilter(search="lighthouse")))
 
@@ -256,7 +258,7 @@ def test_a_common_search_word_is_tested_along_the_time_index(filled, monkeypatch
 def test_facets_read_one_index_entry_per_distinct_value(filled):
     plans = plans_of(filled, lambda: facets(filled))
 
-    assert len(plans) >= 6
+    assert len(plans) == 5  # first and last time, providers, models, users
     for plan in plans:
         assert_no_full_scan_or_sort(filled, plan)
         if is_postgres(filled):
@@ -275,9 +277,48 @@ def test_facets_read_one_index_entry_per_distinct_value(filled):
     ids=["count_logs", "gallery", "gallery_expired", "image_ids", "get_log"],
 )
 def test_the_other_page_queries_use_indexes_too(filled, run, monkeypatch):
-    monkeypatch.setattr(filters, "SELECTIVE_BELOW", 10)  # as on a big log: states are common
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # as on a big log: states are common
     for plan in plans_of(filled, lambda: run(filled)):
         assert_no_full_scan_or_sort(filled, plan)
+
+
+PROBED = LogFilter(url_states=("expired",), search="lighthouse")
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda engine: list_logs(engine, PROBED),
+        lambda engine: count_logs(engine, PROBED),
+        lambda engine: list_gallery(engine, PROBED),
+        lambda engine: image_ids(engine, PROBED),
+        lambda engine: list(iter_records(engine, PROBED, batch_size=10)),
+        lambda engine: overview(engine, PROBED),
+        lambda engine: provider_summary(engine, PROBED, by=("user_id",)),
+    ],
+    ids=["list_logs", "count_logs", "gallery", "image_ids", "iter_records", "overview", "stats"],
+)
+def test_a_read_probes_its_filter_at_most_once_on_the_connection_it_queries(filled, run):
+    with filled.connect() as connection, captured_sql(filled) as probing:
+        hints.plan_hints(connection, PROBED)
+    probes = [statement for statement, _ in probing]
+    connections: list[Any] = []  # held, so no two connections share an id()
+    statements: list[str] = []
+
+    def remember(connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+        connections.append(connection)
+        statements.append(statement)
+
+    event.listen(filled, "before_cursor_execute", remember)
+    try:
+        run(filled)
+    finally:
+        event.remove(filled, "before_cursor_execute", remember)
+
+    assert probes, "the filter has nothing to probe: the test tests nothing"
+    assert len({id(connection) for connection in connections}) == 1
+    assert all(statements.count(probe) <= 1 for probe in probes), statements
+    assert len(statements) > sum(statements.count(probe) for probe in probes)
 
 
 ANALYTICS_FILTERS = [

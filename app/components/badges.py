@@ -18,25 +18,26 @@ from store.schema.models import UrlState
 
 @dataclass(frozen=True)
 class StateLook:
-    label: str
     color: str  # an st.badge colour name
     hex: str  # the same colour for table chips and charts
     icon: str
+    label: str | None = None  # the word shown, where the state's own name would mislead
 
 
 #: In the order the filter offers them.
 STATES: dict[str, StateLook] = {
-    UrlState.live.value: StateLook("live", "green", "#16a34a", ":material/check_circle:"),
-    UrlState.expired.value: StateLook("expired", "red", "#dc2626", ":material/link_off:"),
-    UrlState.unknown.value: StateLook("unknown", "gray", "#6b7280", ":material/help:"),
-    UrlState.none.value: StateLook("no URL", "blue", "#2563eb", ":material/data_object:"),
+    UrlState.live.value: StateLook("green", "#16a34a", ":material/check_circle:"),
+    UrlState.expired.value: StateLook("red", "#dc2626", ":material/link_off:"),
+    UrlState.unknown.value: StateLook("gray", "#6b7280", ":material/help:"),
+    # "none" would read as "no image": the image came as base64, without a hosted URL.
+    UrlState.none.value: StateLook("blue", "#2563eb", ":material/data_object:", label="no URL"),
 }
 
 
 def label(state: str) -> str:
-    """The word shown for a state ("none" reads "no URL": the image came as base64)."""
+    """The word shown for a state: its own name, unless its look says otherwise."""
     look = STATES.get(state)
-    return look.label if look else state
+    return look.label if look and look.label else state
 
 
 def badge(state: str | None, container=st) -> None:
@@ -44,8 +45,8 @@ def badge(state: str | None, container=st) -> None:
     if state is None:
         container.badge("no image", color="gray", icon=":material/hide_image:")
         return
-    look = STATES.get(state, StateLook(state, "gray", "#6b7280", ":material/help:"))
-    container.badge(look.label, color=look.color, icon=look.icon)
+    look = STATES.get(state, STATES[UrlState.unknown.value])  # a state this app does not know
+    container.badge(label(state), color=look.color, icon=look.icon)
 
 
 def expired_mark(expires_at: datetime | None, last_checked_at: datetime | None) -> str:

@@ -10,9 +10,6 @@ the URL (not the unhashable engine) is what tells two databases' results apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import streamlit as st
 from sqlalchemy import Engine
 
@@ -115,18 +112,11 @@ def overview(flt: LogFilter, bucket: str) -> Overview:
     return _overview(database_url(), flt, bucket)
 
 
-_CACHED: tuple[Callable[..., Any], ...] = (
-    _has_logs,
-    _facets,
-    _logs,
-    _count,
-    _log,
-    _gallery,
-    _overview,
-)
-
-
 def refresh() -> None:
-    """Forget every cached result (not the engine), so the next run reads the database."""
-    for cached in _CACHED:
-        cached.clear()  # type: ignore[attr-defined]
+    """Forget every cached result, so the next run reads the database.
+
+    Every `st.cache_data` function of the app is a read of the log, so Streamlit's own
+    clear-all is exactly "every read"; the engine is a `st.cache_resource` and stays (its pool
+    serves every session).
+    """
+    st.cache_data.clear()

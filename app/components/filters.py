@@ -19,6 +19,7 @@ from components import badges, data
 
 from store.queries import LogFilter
 from store.queries.filters import parse_utc_datetime
+from store.schema.models import Status
 
 #: Widget keys, which are also the URL's parameter names.
 PROVIDER = "provider"
@@ -72,7 +73,13 @@ def sidebar() -> None:
             "Provider", facets.providers, key=PROVIDER, bind="query-params", placeholder="any"
         )
         st.multiselect("Model", facets.models, key=MODEL, bind="query-params", placeholder="any")
-        st.pills("Status", ["ok", "error"], selection_mode="multi", key=STATUS, bind="query-params")
+        st.pills(
+            "Status",
+            [status.value for status in Status],
+            selection_mode="multi",
+            key=STATUS,
+            bind="query-params",
+        )
         st.pills(
             "URL state",
             list(badges.STATES),

@@ -15,8 +15,13 @@ import streamlit as st
 from components import badges
 from components.image_cards import data_uri
 
+from store.schema.models import Status
+
 #: Characters of the prompt shown in a row; the Detail page has the whole prompt.
 PROMPT_CHARS = 90
+
+#: The status chips' colours, in the order of the status filter.
+STATUS_COLORS = {Status.ok.value: "#16a34a", Status.error.value: "#dc2626"}
 
 #: Columns in the order an auditor scans them: which call, did it work, is the image still
 #: hosted, what it cost; then the prompt and parameters.
@@ -28,7 +33,7 @@ COLUMN_CONFIG = {
     "provider": st.column_config.TextColumn("Provider", width=100),
     "model": st.column_config.TextColumn("Model", width=130),
     "status": st.column_config.MultiselectColumn(
-        "Status", options=["ok", "error"], color=["#16a34a", "#dc2626"], width=70
+        "Status", options=list(STATUS_COLORS), color=list(STATUS_COLORS.values()), width=70
     ),
     "url_state": st.column_config.MultiselectColumn(
         "URL",

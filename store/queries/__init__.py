@@ -6,15 +6,7 @@ benchmarks/dashboard_queries.py for the figures and tests/test_queries_perf_shap
 query plans.
 """
 
-from store.queries.analytics import (
-    Overview,
-    Summary,
-    activity,
-    overview,
-    provider_summary,
-    summary,
-    top_models,
-)
+from store.queries.analytics import Overview, Summary, overview, provider_summary
 from store.queries.export import iter_records
 from store.queries.facets import Facets, facets
 from store.queries.filters import LogFilter
@@ -42,7 +34,6 @@ __all__ = [
     "LogPage",
     "Overview",
     "Summary",
-    "activity",
     "count_logs",
     "facets",
     "get_log",
@@ -53,6 +44,4 @@ __all__ = [
     "list_logs",
     "overview",
     "provider_summary",
-    "summary",
-    "top_models",
 ]

@@ -42,11 +42,13 @@ from store.queries.filters import (
     GENERATIONS,
     IMAGES,
     LogFilter,
+    PlanHints,
     generation_conditions,
     image_conditions,
     require_positive,
     where,
 )
+from store.queries.hints import plan_hints
 from store.schema.models import HOUR_EXPRESSIONS, Status, UrlState
 
 GroupBy = Sequence[str] | Literal["provider", "model"]
@@ -78,7 +80,8 @@ class Overview:
     """Every figure of the Analytics page for one view, read in one snapshot of the log.
 
     `providers` and `models` are `provider_summary` by "provider" and by "model"; `activity`
-    is `activity` per `bucket`.
+    holds calls, errors, cost_usd and images per `bucket` (UTC), oldest first; buckets without
+    calls are absent (a chart's time axis shows the gap).
     """
 
     summary: Summary
@@ -87,7 +90,7 @@ class Overview:
     activity: pd.DataFrame
 
     def top_models(self, limit: int = 10) -> pd.DataFrame:
-        """`top_models`: the busiest (provider, model) pairs, from the per-model table."""
+        """The `limit` busiest (provider, model) pairs: calls, images, cost_usd."""
         require_positive(limit=limit)
         return _top_of(self.models, limit)
 
@@ -96,24 +99,17 @@ def overview(engine: Engine, flt: LogFilter, bucket: Bucket = "day") -> Overview
     """The Analytics page's figures for `flt`: one grouped pass, URL states, percentile walks."""
     _check_bucket(bucket)
     with _snapshot(engine) as connection:
-        totals = _bucketed_totals(connection, engine, flt, bucket)
-        states = _url_state_counts(connection, engine, flt)
-        providers = _with_percentiles(connection, engine, flt, totals, ["provider"])
-        models = _with_percentiles(connection, engine, flt, totals, ["provider", "model"])
+        hints = plan_hints(connection, flt, ordered=False)
+        totals = _bucketed_totals(connection, flt, hints, bucket)
+        states = _url_state_counts(connection, flt, hints)
+        providers = _with_percentiles(connection, flt, hints, totals, ["provider"])
+        models = _with_percentiles(connection, flt, hints, totals, ["provider", "model"])
     return Overview(
         summary=_summary_of(totals, states),
         providers=providers,
         models=models,
         activity=_activity_of(totals),
     )
-
-
-def summary(engine: Engine, flt: LogFilter) -> Summary:
-    """Calls, errors, images, cost and the share of expired / unknown URLs for `flt`."""
-    with _snapshot(engine) as connection:
-        totals = _bucketed_totals(connection, engine, flt, "day")
-        states = _url_state_counts(connection, engine, flt)
-    return _summary_of(totals, states)
 
 
 def provider_summary(engine: Engine, flt: LogFilter, by: GroupBy = ("provider",)) -> pd.DataFrame:
@@ -124,28 +120,11 @@ def provider_summary(engine: Engine, flt: LogFilter, by: GroupBy = ("provider",)
     """
     keys = _group_columns(by)
     with _snapshot(engine) as connection:
+        hints = plan_hints(connection, flt, ordered=False)
         if set(keys) <= {"provider", "model"}:
-            totals = _bucketed_totals(connection, engine, flt, "day")
-            return _with_percentiles(connection, engine, flt, totals, keys)
-        return _sorted_percentiles(connection, engine, flt, keys)
-
-
-def activity(engine: Engine, flt: LogFilter, bucket: Bucket = "hour") -> pd.DataFrame:
-    """Calls, errors, cost_usd and images per hour or day (UTC), oldest bucket first.
-
-    Buckets without calls are absent (a chart's time axis shows the gap).
-    """
-    _check_bucket(bucket)
-    with _snapshot(engine) as connection:
-        return _activity_of(_bucketed_totals(connection, engine, flt, bucket))
-
-
-def top_models(engine: Engine, flt: LogFilter, limit: int = 10) -> pd.DataFrame:
-    """The `limit` busiest (provider, model) pairs: calls, images, cost_usd."""
-    require_positive(limit=limit)
-    with _snapshot(engine) as connection:
-        totals = _bucketed_totals(connection, engine, flt, "day")
-    return _top_of(_grouped(totals, ["provider", "model"]), limit)
+            totals = _bucketed_totals(connection, flt, hints, "day")
+            return _with_percentiles(connection, flt, hints, totals, keys)
+        return _sorted_percentiles(connection, flt, hints, keys)
 
 
 # --- the grouped pass ---------------------------------------------------------------------------
@@ -162,7 +141,7 @@ def _snapshot(engine: Engine) -> Connection:
 
 
 def _bucketed_totals(
-    connection: Connection, engine: Engine, flt: LogFilter, bucket: Bucket
+    connection: Connection, flt: LogFilter, hints: PlanHints, bucket: Bucket
 ) -> pd.DataFrame:
     """Per (provider, model, bucket) of the matching calls: the totals and `timed`.
 
@@ -170,7 +149,8 @@ def _bucketed_totals(
     turns a few thousand hours into buckets (a day on SQLite is the hour text's date).
     """
     g = GENERATIONS.c
-    hour = literal_column(_qualified(HOUR_EXPRESSIONS[engine.dialect.name]))
+    dialect = connection.dialect.name
+    hour = literal_column(_qualified(HOUR_EXPRESSIONS[dialect]))
     hourly = (
         select(
             g.provider,
@@ -182,11 +162,11 @@ def _bucketed_totals(
             func.coalesce(func.sum(g.cost_usd), 0.0).label("cost_usd"),
             func.count(g.latency_ms).label("timed"),
         )
-        .where(where(generation_conditions(engine, flt, ordered=False)))
+        .where(where(generation_conditions(dialect, flt, hints)))
         .group_by(g.provider, g.model, hour)
         .subquery("hourly")
     )
-    if engine.dialect.name == "postgresql":
+    if dialect == "postgresql":
         start = func.date_trunc(bucket, hourly.c.hour) if bucket == "day" else hourly.c.hour
     elif bucket == "day":
         start = func.substr(hourly.c.hour, 1, 10).concat(" 00:00:00")
@@ -247,10 +227,10 @@ def _top_of(models: pd.DataFrame, limit: int) -> pd.DataFrame:
     return busiest[_TOP].head(limit).reset_index(drop=True)
 
 
-def _url_state_counts(connection: Connection, engine: Engine, flt: LogFilter) -> dict[str, int]:
+def _url_state_counts(connection: Connection, flt: LogFilter, hints: PlanHints) -> dict[str, int]:
     """Images of the matching calls per URL state (those in `flt.url_states` only, if any)."""
     g = GENERATIONS.c
-    call_conditions = generation_conditions(engine, flt, url_states=False, ordered=False)
+    call_conditions = generation_conditions(connection.dialect.name, flt, hints, url_states=False)
     states = select(IMAGES.c.url_state, func.count()).group_by(IMAGES.c.url_state)
     if call_conditions:
         states = states.join_from(IMAGES, GENERATIONS, IMAGES.c.generation_id == g.id).where(
@@ -265,8 +245,8 @@ def _url_state_counts(connection: Connection, engine: Engine, flt: LogFilter) ->
 
 def _with_percentiles(
     connection: Connection,
-    engine: Engine,
     flt: LogFilter,
+    hints: PlanHints,
     totals: pd.DataFrame,
     keys: list[str],
 ) -> pd.DataFrame:
@@ -275,10 +255,10 @@ def _with_percentiles(
     grouped = _grouped(totals, keys)
     if grouped.empty:
         return pd.DataFrame(columns=columns)
-    if _walkable(engine, flt):
-        latencies = _walked_percentiles(connection, engine, flt, grouped, keys)
+    if _walkable(connection.dialect.name, flt):
+        latencies = _walked_percentiles(connection, flt, hints, grouped, keys)
     else:
-        latencies = _sorted_latencies(connection, engine, flt, keys)
+        latencies = _sorted_latencies(connection, flt, hints, keys)
     merged = grouped.merge(latencies, on=keys, how="left")[columns]
     return _busiest_first(merged, keys)
 
@@ -288,7 +268,7 @@ def _busiest_first(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return order.reset_index(drop=True)
 
 
-def _walkable(engine: Engine, flt: LogFilter) -> bool:
+def _walkable(dialect: str, flt: LogFilter) -> bool:
     """Whether a walk along 0004's latency indexes can test `flt` cheaply at each step: their
     own columns always; on SQLite also the prompt search (a rowid, which every index entry
     holds) and the URL-state probe (an index seek per step, still faster there than sorting
@@ -297,13 +277,13 @@ def _walkable(engine: Engine, flt: LogFilter) -> bool:
     million calls: 9.7 s against 4.1 s for url_state=expired)."""
     if flt.user or flt.tag:
         return False
-    return engine.dialect.name == "sqlite" or not (flt.search or flt.url_states)
+    return dialect == "sqlite" or not (flt.search or flt.url_states)
 
 
 def _walked_percentiles(
     connection: Connection,
-    engine: Engine,
     flt: LogFilter,
+    hints: PlanHints,
     grouped: pd.DataFrame,
     keys: list[str],
 ) -> pd.DataFrame:
@@ -313,7 +293,10 @@ def _walked_percentiles(
     from the end of the group's index range nearer to rank k (p95 is walked from the top).
     """
     g = GENERATIONS.c
-    conditions = [*generation_conditions(engine, flt, ordered=False), g.latency_ms.is_not(None)]
+    conditions = [
+        *generation_conditions(connection.dialect.name, flt, hints),
+        g.latency_ms.is_not(None),
+    ]
     walks: list[Select] = []
     plans: list[tuple[int, str, float]] = []  # (group row, percentile column, fraction)
     for row, group in enumerate(grouped.itertuples(index=False)):
@@ -353,7 +336,7 @@ def _walked_percentiles(
 
 
 def _sorted_percentiles(
-    connection: Connection, engine: Engine, flt: LogFilter, keys: list[str]
+    connection: Connection, flt: LogFilter, hints: PlanHints, keys: list[str]
 ) -> pd.DataFrame:
     """provider_summary for groupings 0004's indexes do not order: one grouped aggregate."""
     g = GENERATIONS.c
@@ -366,25 +349,26 @@ def _sorted_percentiles(
             func.sum(g.image_count).label("images"),
             func.coalesce(func.sum(g.cost_usd), 0.0).label("cost_usd"),
         )
-        .where(where(generation_conditions(engine, flt, ordered=False)))
+        .where(where(generation_conditions(connection.dialect.name, flt, hints)))
         .group_by(*group)
     )
     frame = pd.DataFrame(connection.execute(counts).mappings().all())
     columns = [*keys, *_TOTALS, *PERCENTILES]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    latencies = _sorted_latencies(connection, engine, flt, keys)
+    latencies = _sorted_latencies(connection, flt, hints, keys)
     return _busiest_first(frame.merge(latencies, on=keys, how="left")[columns], keys)
 
 
 def _sorted_latencies(
-    connection: Connection, engine: Engine, flt: LogFilter, keys: Sequence[str]
+    connection: Connection, flt: LogFilter, hints: PlanHints, keys: Sequence[str]
 ) -> pd.DataFrame:
     """Per group of `keys`, p50/p95 latency by sorting the matching calls' latencies."""
     g = GENERATIONS.c
     group = [g[key] for key in keys]
-    conditions = where(generation_conditions(engine, flt, ordered=False))
-    if engine.dialect.name == "postgresql":
+    dialect = connection.dialect.name
+    conditions = where(generation_conditions(dialect, flt, hints))
+    if dialect == "postgresql":
         query = (
             select(
                 *group,

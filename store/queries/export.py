@@ -1,7 +1,8 @@
 """Stream the calls of a filter back out as `CallRecord`s (the JSONL export shape).
 
 `export` of a million calls must not hold a million rows: calls are read in keyset batches
-(the Logs page's order and index) and their images with one `IN` query per batch.
+(the Logs page's order and index) and their images with one `IN` query per batch, all on one
+connection, whose plan hints are probed once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from store.queries.filters import (
     require_positive,
     where,
 )
+from store.queries.hints import plan_hints
 from store.queries.logs import Cursor, merge_ordered, older_than
 from store.schema.records import CallRecord, ImageRecord
 
@@ -32,22 +34,22 @@ def iter_records(engine: Engine, flt: LogFilter, batch_size: int = 1000) -> Iter
     require_positive(batch_size=batch_size)
     g = GENERATIONS.c
     image_columns = [IMAGES.c.generation_id, *_IMAGE_COLUMNS]
-    branches = ordered_branches(engine, flt)
-    after: Cursor | None = None
-    while True:
-        seek = [older_than(after)] if after else []
-        batch = merge_ordered(
-            [
-                select(GENERATIONS)
-                .where(where(conditions), *seek)
-                .order_by(g.created_at.desc(), g.id.desc())
-                .limit(batch_size)
-                for conditions in branches
-            ],
-            ["created_at", "id"],
-            batch_size,
-        )
-        with engine.connect() as connection:
+    with engine.connect() as connection:
+        branches = ordered_branches(connection.dialect.name, flt, plan_hints(connection, flt))
+        after: Cursor | None = None
+        while True:
+            seek = [older_than(after)] if after else []
+            batch = merge_ordered(
+                [
+                    select(GENERATIONS)
+                    .where(where(conditions), *seek)
+                    .order_by(g.created_at.desc(), g.id.desc())
+                    .limit(batch_size)
+                    for conditions in branches
+                ],
+                ["created_at", "id"],
+                batch_size,
+            )
             rows = connection.execute(select(batch)).mappings().all()
             if not rows:
                 return
@@ -60,9 +62,9 @@ def iter_records(engine: Engine, flt: LogFilter, batch_size: int = 1000) -> Iter
             ).mappings()
             for image in found:
                 images[image["generation_id"]].append(ImageRecord.model_validate(dict(image)))
-        for row in rows:
-            yield record_from_row(row, images.get(row["id"], []))
-        after = Cursor(rows[-1]["created_at"], rows[-1]["id"])
+            for row in rows:
+                yield record_from_row(row, images.get(row["id"], []))
+            after = Cursor(rows[-1]["created_at"], rows[-1]["id"])
 
 
 def record_from_row(row: Any, images: list[ImageRecord]) -> CallRecord:

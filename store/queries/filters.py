@@ -7,6 +7,8 @@ URL-bound sidebar widgets, app/components/filters.py, which build the LogFilter;
 
 Every condition here is one an index serves (see the 0001 and 0002 revisions); the prompt
 search goes through SQLite's FTS5 table or PostgreSQL's GIN expression index, never LIKE.
+The builders do no I/O: what they need to know about the data comes in as `PlanHints`,
+probed by store/queries/hints.py on the connection that runs the query.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Engine,
     String,
     and_,
     cast,
     exists,
-    func,
     literal_column,
     select,
     text,
@@ -79,6 +79,25 @@ class LogFilter:
         return self == LogFilter()
 
 
+@dataclass(frozen=True)
+class PlanHints:
+    """What the data says about how to read one filter's matches, for the builders below.
+
+    SQLite plans without statistics and PostgreSQL underprices to_tsvector, so a URL state or
+    a search word that matches few calls is best read from its own index and sorted, and one
+    that matches many is best tested while the time index is walked. `hints.plan_hints`
+    measures that once, on the connection that then runs the queries; the default (no
+    facts) suits a filter without URL states or search, and every count or aggregate.
+    """
+
+    #: Few images are in the filter's URL states (probed on SQLite only), so a query starts
+    #: from those images.
+    few_state_images: bool = False
+    #: The search matches many calls (probed for newest-first pages only), so a page tests
+    #: each call along the time index instead of fetching and sorting every match.
+    common_search: bool = False
+
+
 def parse_utc_datetime(value: str | date | datetime | None) -> datetime | None:
     """An ISO date / datetime as aware UTC (no offset means UTC); None when it is not one."""
     if value is None:
@@ -95,16 +114,19 @@ def parse_utc_datetime(value: str | date | datetime | None) -> datetime | None:
 
 
 # --- SQL ----------------------------------------------------------------------------------------
+#
+# The builders below are pure: the same (dialect name, filter, hints) always gives the same SQL.
+# What a builder must know about the data (does a search word match many prompts?) comes in
+# as `PlanHints`, measured once by `hints.plan_hints` on the connection that runs the query.
 
 
 def generation_conditions(
-    engine: Engine, flt: LogFilter, *, url_states: bool = True, ordered: bool = True
+    dialect: str, flt: LogFilter, hints: PlanHints, *, url_states: bool = True
 ) -> list[ColumnElement[bool]]:
     """The WHERE conditions on `generations` for `flt` (AND them together).
 
     `url_states=False` leaves the URL-state condition to the caller: the queries that count
     images apply it to each image (`image_conditions`) instead of asking "has any image".
-    `ordered=False` is for counts and aggregates, which read every match in any order.
     """
     g = GENERATIONS.c
     conditions: list[ColumnElement[bool]] = []
@@ -129,9 +151,9 @@ def generation_conditions(
         # Compared as text, so tag=3 finds {"batch": 3} as well as {"batch": "3"}.
         conditions.append(cast(g.metadata_json[key.strip()].as_string(), String) == value.strip())
     if flt.url_states and url_states:
-        conditions.append(_has_image_in_states(engine, flt.url_states))
+        conditions.append(_has_image_in_states(flt.url_states, hints))
     if flt.search:
-        search = search_condition(engine, flt.search, ordered=ordered)
+        search = search_condition(dialect, flt.search, hints)
         if search is not None:
             conditions.append(search)
     return conditions
@@ -143,7 +165,7 @@ MAX_ORDERED_BRANCHES = 12
 
 
 def ordered_branches(
-    engine: Engine, flt: LogFilter, *, url_states: bool = True
+    dialect: str, flt: LogFilter, hints: PlanHints, *, url_states: bool = True
 ) -> list[list[ColumnElement[bool]]]:
     """`flt`'s conditions as AND-lists whose union is `flt`, each with single-valued equalities.
 
@@ -154,9 +176,9 @@ def ordered_branches(
         product(flt.providers or (None,), flt.models or (None,), flt.statuses or (None,))
     )
     if len(combinations) == 1 or len(combinations) > MAX_ORDERED_BRANCHES:
-        return [generation_conditions(engine, flt, url_states=url_states)]
+        return [generation_conditions(dialect, flt, hints, url_states=url_states)]
     shared = generation_conditions(
-        engine, replace(flt, providers=(), models=(), statuses=()), url_states=url_states
+        dialect, replace(flt, providers=(), models=(), statuses=()), hints, url_states=url_states
     )
     g = GENERATIONS.c
     branches = []
@@ -176,16 +198,9 @@ def image_conditions(flt: LogFilter) -> list[ColumnElement[bool]]:
     return []
 
 
-#: SQLite plans without statistics, so where a condition can drive the query or filter it,
-#: these queries count (up to this) how many rows match and steer it: fewer matches are read
-#: through their own index and sorted; more are tested while the time index is walked, which
-#: fills a page after reading about page size / share of matches rows.
-SELECTIVE_BELOW = 5_000
-
-
-def _has_image_in_states(engine: Engine, states: tuple[str, ...]) -> ColumnElement[bool]:
+def _has_image_in_states(states: tuple[str, ...], hints: PlanHints) -> ColumnElement[bool]:
     g = GENERATIONS.c
-    if engine.dialect.name == "sqlite" and _few_images_in(engine, states):
+    if hints.few_state_images:
         # Rare states ("unknown" may match nothing at all): start from those images.
         return g.id.in_(select(IMAGES.c.generation_id).where(IMAGES.c.url_state.in_(states)))
     image = IMAGES.alias("state_image")
@@ -196,17 +211,10 @@ def _has_image_in_states(engine: Engine, states: tuple[str, ...]) -> ColumnEleme
     )
 
 
-def _few_images_in(engine: Engine, states: tuple[str, ...]) -> bool:
-    probe = select(IMAGES.c.id).where(IMAGES.c.url_state.in_(states)).limit(SELECTIVE_BELOW)
-    with engine.connect() as connection:
-        found = connection.execute(select(func.count()).select_from(probe.subquery()))
-        return found.scalar_one() < SELECTIVE_BELOW
-
-
-def filter_only(engine: Engine, column: ColumnElement[Any]) -> ColumnElement[Any]:
+def filter_only(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
     """`column` as a condition that must not choose the query's index (SQLite's documented
     `+column`): a join whose outer side is a page of calls stays driven by those calls."""
-    if engine.dialect.name != "sqlite":
+    if dialect != "sqlite":
         return column
     return literal_column(f"+{column.table.name}.{column.name}", column.type)
 
@@ -230,33 +238,29 @@ def pg_tsvector(table: str) -> str:
     return PG_PROMPT_TSVECTOR.replace("coalesce(", f"coalesce({table}.")
 
 
-#: PostgreSQL walks the time index and computes each prompt's tsvector when it expects many
-#: matches, which is right for a common word and slow for a rarer one (it underprices
-#: to_tsvector). Below this many estimated matches the matches are fetched from the GIN index
-#: first; at a million calls the two plans break even near 30 000 matches.
-PG_FETCH_MATCHES_BELOW = 20_000
+def pg_search_match(table: str) -> str:
+    """PostgreSQL's full-text match of `table`'s prompts against the bound `:search_q`."""
+    return f"{pg_tsvector(table)} @@ websearch_to_tsquery('english', :search_q)"
 
 
-def search_condition(
-    engine: Engine, query: str, *, ordered: bool = True
-) -> ColumnElement[bool] | None:
+def search_condition(dialect: str, query: str, hints: PlanHints) -> ColumnElement[bool] | None:
     """The full-text condition for a user's search box text; None when it holds no word.
 
     A text without any word ('"', '*', '-') is no search on either backend, so both agree.
-    `ordered` queries (pages, newest first) test a common word's matches along the time
-    index; unordered ones (counts, aggregates) always start from the matches.
+    A common word (`hints.common_search`, probed for ordered pages only) is tested along the
+    time index; otherwise, and always for counts and aggregates, the query starts from the
+    matches.
     """
-    if not _WORD.search(query):
+    if not has_word(query):
         return None
-    if engine.dialect.name == "postgresql":
-        matches = f"{pg_tsvector('generations')} @@ websearch_to_tsquery('english', :search_q)"
-        if ordered and _pg_estimated_rows(engine, matches, query) >= PG_FETCH_MATCHES_BELOW:
-            return text(matches).bindparams(search_q=query)
+    if dialect == "postgresql":
+        if hints.common_search:
+            return text(pg_search_match("generations")).bindparams(search_q=query)
         # OFFSET 0 keeps the subquery whole: PostgreSQL reads the matches from the GIN index,
         # then only tests membership (no tsvector per row).
         return text(
             "generations.id IN (SELECT matched.id FROM generations AS matched WHERE "
-            f"{pg_tsvector('matched')} @@ websearch_to_tsquery('english', :search_q) OFFSET 0)"
+            f"{pg_search_match('matched')} OFFSET 0)"
         ).bindparams(search_q=query)
     match = fts5_match_expression(query)
     if match is None:
@@ -265,38 +269,20 @@ def search_condition(
     membership = "NOT IN" if exclude else "IN"
     # A common word matches too many calls to fetch and sort: test membership while the
     # time index is walked instead (`+rowid` keeps the match list from driving the query).
-    rowid = (
-        "+generations.rowid"
-        if exclude or (ordered and _many_prompts_match(engine, expression))
-        else ("generations.rowid")
-    )
+    rowid = "+generations.rowid" if exclude or hints.common_search else "generations.rowid"
     return text(
         f"{rowid} {membership} (SELECT rowid FROM generations_fts "
         "WHERE generations_fts MATCH :search_q)"
     ).bindparams(search_q=expression)
 
 
-def _pg_estimated_rows(engine: Engine, condition: str, query: str) -> int:
-    """PostgreSQL's own estimate of the calls matching (from its lexeme statistics): free,
-    where counting the matches of a common word would read thousands of rows."""
-    explain = text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM generations WHERE {condition}")
-    with engine.connect() as connection:
-        plan = connection.execute(explain, {"search_q": query}).scalar_one()
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
-def _many_prompts_match(engine: Engine, expression: str) -> bool:
-    probe = text(
-        "SELECT count(*) FROM (SELECT rowid FROM generations_fts "
-        "WHERE generations_fts MATCH :search_q LIMIT :cap)"
-    )
-    with engine.connect() as connection:
-        found = connection.execute(probe, {"search_q": expression, "cap": SELECTIVE_BELOW})
-        return found.scalar_one() >= SELECTIVE_BELOW
-
-
 _SEARCH_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w", re.UNICODE)
+
+
+def has_word(query: str) -> bool:
+    """Whether search-box text holds a word at all (without one it is no search)."""
+    return _WORD.search(query) is not None
 
 
 def fts5_match_expression(query: str) -> tuple[str, bool] | None:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     DateTime,
     Engine,
     Select,
@@ -47,6 +48,7 @@ from store.queries.filters import (
     require_positive,
     where,
 )
+from store.queries.hints import plan_hints
 from store.schema.models import GenerationFields, ImageFields, ImageKeys
 
 #: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
@@ -177,14 +179,18 @@ def list_logs(
         seek, order = [newer_than(before)], [g.created_at.asc(), g.id.asc()]
     else:
         seek, order = [older_than(after)] if after else [], [g.created_at.desc(), g.id.desc()]
-    # Only the keys while walking the index (an index-only walk past the calls a filter
-    # rejects); the page's columns are read for its rows alone, below.
-    branches = [
-        select(g.created_at, g.id).where(where(conditions), *seek).order_by(*order).limit(limit + 1)
-        for conditions in ordered_branches(engine, flt)
-    ]
-    page = merge_ordered(branches, ["created_at", "id"], limit + 1, ascending=backwards)
     with engine.connect() as connection:
+        branches = ordered_branches(connection.dialect.name, flt, plan_hints(connection, flt))
+        # Only the keys while walking the index (an index-only walk past the calls a filter
+        # rejects); the page's columns are read for its rows alone, below.
+        walks = [
+            select(g.created_at, g.id)
+            .where(where(conditions), *seek)
+            .order_by(*order)
+            .limit(limit + 1)
+            for conditions in branches
+        ]
+        page = merge_ordered(walks, ["created_at", "id"], limit + 1, ascending=backwards)
         found = connection.execute(_with_first_image(page)).mappings()
         records = [dict(row) for row in found]
     # The join keeps the page's rows, not their order: sort the few rows here, so the plan
@@ -282,9 +288,10 @@ def count_logs(engine: Engine, flt: LogFilter, cap: int = 10_000) -> tuple[int, 
     "10,000+" instead, and the count stays as fast as reading `cap` index entries.
     """
     require_positive(cap=cap)
-    conditions = generation_conditions(engine, flt, ordered=False)
-    capped = select(GENERATIONS.c.id).where(where(conditions)).limit(cap + 1).subquery()
     with engine.connect() as connection:
+        hints = plan_hints(connection, flt, ordered=False)
+        conditions = generation_conditions(connection.dialect.name, flt, hints)
+        capped = select(GENERATIONS.c.id).where(where(conditions)).limit(cap + 1).subquery()
         found = connection.execute(select(func.count()).select_from(capped)).scalar_one()
     return min(found, cap), found > cap
 
@@ -318,30 +325,29 @@ def list_gallery(
     """
     require_positive(limit=limit)
     position = -1 if after is None or after.position is None else after.position
-    # limit + 2 calls: each holds at least one listed image, and the cursor's own call (read
-    # again for its images past the cursor) may hold none.
-    calls = _calls_with_images(engine, flt, limit + 2, after)
     g, i = GENERATIONS.c, IMAGES.c
-    query = select(
-        i.id.label("image_id"),
-        i.generation_id,
-        i.position,
-        i.thumbnail,
-        i.url,
-        i.url_state,
-        i.expires_at,
-        g.provider,
-        g.model,
-        func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
-        g.created_at,
-    ).select_from(
-        calls.join(GENERATIONS, g.id == calls.c.id).join(IMAGES, i.generation_id == calls.c.id)
-    )
-    if flt.url_states:
-        query = query.where(filter_only(engine, i.url_state).in_(flt.url_states))
-    if after is not None:
-        query = query.where(not_(and_(i.generation_id == after.id, i.position <= position)))
     with engine.connect() as connection:
+        # limit + 2 calls: each holds at least one listed image, and the cursor's own call
+        # (read again for its images past the cursor) may hold none.
+        calls = _calls_with_images(connection, flt, limit + 2, after)
+        query = select(
+            i.id.label("image_id"),
+            i.generation_id,
+            i.position,
+            i.thumbnail,
+            i.url,
+            i.url_state,
+            i.expires_at,
+            g.provider,
+            g.model,
+            func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
+            g.created_at,
+        ).select_from(
+            calls.join(GENERATIONS, g.id == calls.c.id).join(IMAGES, i.generation_id == calls.c.id)
+        )
+        query = query.where(*_image_states(connection, flt))
+        if after is not None:
+            query = query.where(not_(and_(i.generation_id == after.id, i.position <= position)))
         records = [dict(row) for row in connection.execute(query).mappings()]
     records.sort(key=lambda r: (r["created_at"], r["generation_id"], -r["position"]), reverse=True)
     more = len(records) > limit
@@ -356,12 +362,14 @@ def list_gallery(
 
 
 def _calls_with_images(
-    engine: Engine, flt: LogFilter, limit: int | None, after: Cursor | None = None
+    connection: Connection, flt: LogFilter, limit: int | None, after: Cursor | None = None
 ) -> Subquery:
     """The newest `limit` calls matching `flt` that have an image to list (from `after` on,
-    inclusive). The images are joined to these few calls, so the query walks the calls'
-    time index, never every image and a sort of them."""
+    inclusive), planned with hints probed on `connection`, which runs the query. The images
+    are joined to these few calls, so the query walks the calls' time index, never every
+    image and a sort of them."""
     g = GENERATIONS.c
+    hints = plan_hints(connection, flt)
     # With url_states the "has an image in these states" condition ensures an image.
     has_images = [] if flt.url_states else [g.image_count > 0]
     seek = [older_than(after, inclusive=True)] if after else []
@@ -370,9 +378,17 @@ def _calls_with_images(
         .where(where(conditions), *has_images, *seek)
         .order_by(g.created_at.desc(), g.id.desc())
         .limit(limit)
-        for conditions in ordered_branches(engine, flt)
+        for conditions in ordered_branches(connection.dialect.name, flt, hints)
     ]
     return merge_ordered(branches, ["created_at", "id"], limit)
+
+
+def _image_states(connection: Connection, flt: LogFilter) -> list[ColumnElement[bool]]:
+    """`flt`'s URL states on the images joined to a page of calls, which must not choose the
+    join's index: the page's calls drive it."""
+    if not flt.url_states:
+        return []
+    return [filter_only(connection.dialect.name, IMAGES.c.url_state).in_(flt.url_states)]
 
 
 def image_ids(engine: Engine, flt: LogFilter, limit: int | None = None) -> list[int]:
@@ -382,14 +398,14 @@ def image_ids(engine: Engine, flt: LogFilter, limit: int | None = None) -> list[
     """
     if limit is not None:
         require_positive(limit=limit)
-    calls = _calls_with_images(engine, flt, limit)
     i = IMAGES.c
-    query = select(i.id, calls.c.created_at, calls.c.id.label("call_id"), i.position).select_from(
-        calls.join(IMAGES, i.generation_id == calls.c.id)
-    )
-    if flt.url_states:
-        query = query.where(filter_only(engine, i.url_state).in_(flt.url_states))
     with engine.connect() as connection:
+        calls = _calls_with_images(connection, flt, limit)
+        query = (
+            select(i.id, calls.c.created_at, calls.c.id.label("call_id"), i.position)
+            .select_from(calls.join(IMAGES, i.generation_id == calls.c.id))
+            .where(*_image_states(connection, flt))
+        )
         rows = connection.execute(query).all()
     rows.sort(key=lambda row: (row.created_at, row.call_id, -row.position), reverse=True)
     return [row.id for row in rows[:limit]]

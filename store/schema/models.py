@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from annotated_types import MaxLen
@@ -30,6 +29,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
+
+from store.schema.enums import CostSource, Operation, Status, UrlState
 
 #: JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL, not JSON null.
 JSONColumn = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -52,37 +53,6 @@ def as_utc(moment: datetime) -> datetime:
 def new_id() -> str:
     """A generation id: uuid4 hex, made by the caller so records can be spooled and re-imported."""
     return uuid.uuid4().hex
-
-
-class Status(StrEnum):
-    ok = "ok"
-    error = "error"
-
-
-class Operation(StrEnum):
-    """Which images endpoint was called."""
-
-    generate = "generate"
-    edit = "edit"
-    variation = "variation"
-
-
-class UrlState(StrEnum):
-    """What we know of an image's hosted URL."""
-
-    live = "live"  # answered 200/206 at last_checked_at
-    expired = "expired"  # answered 403/404/410, or its signature's expiry has passed
-    unknown = "unknown"  # never checked, or the last check failed transiently
-    none = "none"  # the image came as b64 bytes: there is no hosted URL
-
-
-class CostSource(StrEnum):
-    """How cost_usd was worked out; `unknown` rows keep cost_usd NULL."""
-
-    per_image = "per_image"  # the price table's per-image price x images
-    tokens = "tokens"  # the response's `usage` x the price table's token prices
-    reported = "reported"  # the caller or the imported record gave the cost
-    unknown = "unknown"  # no price known: cost_note says why
 
 
 # --- index expressions ----------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The log's closed vocabularies: a call's status and operation, an image's URL state, a cost's
+source.
+
+They live apart from the tables (store/schema/models.py re-exports them) so that naming them
+loads no SQLAlchemy: `imagelog --help` lists the status and URL-state choices from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    ok = "ok"
+    error = "error"
+
+
+class Operation(StrEnum):
+    """Which images endpoint was called."""
+
+    generate = "generate"
+    edit = "edit"
+    variation = "variation"
+
+
+class UrlState(StrEnum):
+    """What we know of an image's hosted URL."""
+
+    live = "live"  # answered 200/206 at last_checked_at
+    expired = "expired"  # answered 403/404/410, or its signature's expiry has passed
+    unknown = "unknown"  # never checked, or the last check failed transiently
+    none = "none"  # the image came as b64 bytes: there is no hosted URL
+
+
+class CostSource(StrEnum):
+    """How cost_usd was worked out; `unknown` rows keep cost_usd NULL."""
+
+    per_image = "per_image"  # the price table's per-image price x images
+    tokens = "tokens"  # the response's `usage` x the price table's token prices
+    reported = "reported"  # the caller or the imported record gave the cost
+    unknown = "unknown"  # no price known: cost_note says why
