@@ -107,7 +107,6 @@ def applies_to(index: Index, dialect: str) -> bool:
 RECORD_CONFIG = ConfigDict(
     extra="ignore",
     allow_inf_nan=False,  # JSON cannot carry them back out
-
     validate_by_name=True,
     validate_by_alias=True,
     serialize_by_alias=True,
