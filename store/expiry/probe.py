@@ -23,6 +23,11 @@ from typing import TypeVar
 
 import httpx
 
+from store.expiry.probe_defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PER_HOST,
+    DEFAULT_TIMEOUT_SECONDS,
+)
 from store.media.proxies import EnvironmentProxies, ProxyRouter
 from store.media.url_answers import (
     ERROR_BODY_BYTES,
@@ -37,10 +42,6 @@ PROBE_HEADERS = {"Range": "bytes=0-0", "User-Agent": "imagelog-url-check/1"}
 #: A 2xx body up to this size is read to its end so the connection is reused; a host that
 #: ignores the Range header and sends more is cut off (the connection is dropped instead).
 LIVE_BODY_BYTES = 64 * 1024
-DEFAULT_CONCURRENCY = 64
-#: Connections to one host at a time: polite to the host, and one slow host cannot take every slot.
-DEFAULT_PER_HOST = 16
-DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Connections per httpx connection pool. httpcore's pool does work proportional to its
 #: connections times its waiting requests on every request, so many small pools beat one big
 #: pool: measured on loopback, 16 pools x 4 connections probed ~2x faster than 1 x 64.
