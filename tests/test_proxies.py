@@ -29,12 +29,14 @@ def no_proxy_settings(monkeypatch) -> None:
 
 @pytest.fixture(scope="session")
 def proxy_server() -> Iterator[ForwardProxy]:
+    """The loopback forward proxy of tests/standins/forward_proxy.py, one per session."""
     with ForwardProxy() as proxy:
         yield proxy
 
 
 @pytest.fixture
 def proxy(proxy_server: ForwardProxy) -> ForwardProxy:
+    """The forward proxy with the requests it relayed cleared."""
     proxy_server.reset()
     return proxy_server
 
