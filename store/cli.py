@@ -28,10 +28,10 @@ Subparsers = Any  # argparse's _SubParsersAction is private; the type adds nothi
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: sys.argv[1:]), run the chosen command, return its exit code."""
+    args = build_parser().parse_args(argv)  # `--help` exits here, before the heavy imports
     from store.capture.redaction import describe_exception
     from store.schema.db import UNAVAILABLE_ERRORS, display_url
 
-    args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except UNAVAILABLE_ERRORS as exc:  # unreachable server, locked or unwritable file, ...
@@ -357,7 +357,7 @@ def _run_thumbnails(args: argparse.Namespace) -> int:
 
 
 def _add_check(subparsers: Subparsers) -> None:
-    from store.expiry.probe import DEFAULT_CONCURRENCY
+    from store.expiry.probe_defaults import DEFAULT_CONCURRENCY
 
     parser = subparsers.add_parser(
         "check",

@@ -116,6 +116,29 @@ def test_records_left_in_the_queue_are_written_when_the_program_exits(db_url, tm
     assert len(thumbnails) == 50 and all(thumbnails)
 
 
+def test_records_from_threads_still_running_at_exit_reach_the_database(db_url, tmp_path):
+    # The drain runs after Python has joined the program's own threads, so it sees their
+    # last records; a drain before that join would leave them in the spool.
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        from store import Recorder, CallRecord
+        recorder = Recorder({db_url!r}, spool_path={str(tmp_path / "s.jsonl")!r})
+        def late():
+            time.sleep(0.5)
+            recorder.record(CallRecord(provider="late-thread"))
+        threading.Thread(target=late).start()
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    subprocess.run([sys.executable, "-c", script], check=True, env=environment, timeout=120)
+
+    with Recorder(db_url, thumbnails=False, spool_path=tmp_path / "s.jsonl") as recorder:
+        assert count(recorder.engine, GENERATIONS) == 1
+        assert not recorder.spool.pending()
+
+
 def test_default_recorder_writes_to_the_configured_data_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("IMAGELOG_DATABASE_URL", raising=False)
     monkeypatch.setenv("IMAGELOG_HOME", str(tmp_path))

@@ -370,7 +370,12 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _close_all() -> None:
-    """At exit, drain every live recorder, before the thumbnail pool's threads are stopped."""
+    """At exit, drain every live recorder, each for up to its `exit_timeout`.
+
+    A plain `atexit` handler runs once the program's own (non-daemon) threads are joined, so
+    their last records are queued by then; the writer thread and the thumbnail worker's
+    `DaemonPool` are daemon threads, so they are still serving while it drains.
+    """
     for recorder in list(_LIVE):
         try:
             recorder.close(recorder.exit_timeout)
@@ -378,6 +383,4 @@ def _close_all() -> None:
             log.exception("recorder drain at exit failed")
 
 
-# `threading._register_atexit` runs before concurrent.futures shuts its pools down (plain
-# `atexit` runs after, when the thumbnail pool no longer takes work); fall back to atexit.
-getattr(threading, "_register_atexit", atexit.register)(_close_all)
+atexit.register(_close_all)

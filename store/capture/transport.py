@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-from httpx._utils import get_environment_proxies  # httpx's own reading of HTTP(S)_PROXY, NO_PROXY
 
 from store.capture.openai_exchange import Exchange, images_operation
+from store.media.proxies import ProxyRouter
 from store.schema.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,21 +38,15 @@ def recording_client(
 ) -> httpx.Client:
     """An `httpx.Client` configured as the SDK's own, whose every transport records.
 
-    Given a `transport`, it is wrapped as is. Otherwise each transport httpx would have made
-    (the default one and one per proxy in `HTTP(S)_PROXY` / `ALL_PROXY`, `NO_PROXY` kept) is
-    made here and wrapped: passing a transport would otherwise turn httpx's proxy support off.
+    Given a `transport`, it is wrapped as is. Otherwise the transport httpx would have made is
+    made here and wrapped: through `proxy` when given, else through the environment's proxy
+    for each URL (unless `trust_env=False`). Passing a transport to `httpx.Client` turns its
+    own proxy support off, so `ProxyRouter` does that part. `mounts` are used as given.
     """
     _sdk_defaults(kwargs)
-    if transport is not None:
-        return httpx.Client(transport=RecordingTransport(transport, sink), **kwargs)
-    proxy = kwargs.pop("proxy", None)
-    mounts = {
-        pattern: RecordingTransport(httpx.HTTPTransport(limits=SDK_LIMITS, proxy=url), sink)
-        for pattern, url in _proxies(proxy, kwargs).items()
-    }
-    inner = httpx.HTTPTransport(limits=SDK_LIMITS, proxy=proxy)
-    kwargs["mounts"] = {**mounts, **kwargs.get("mounts", {})}
-    return httpx.Client(transport=RecordingTransport(inner, sink), **kwargs)
+    if transport is None:
+        transport = _inner(httpx.HTTPTransport, kwargs)
+    return httpx.Client(transport=RecordingTransport(transport, sink), **kwargs)
 
 
 def async_recording_client(
@@ -60,18 +54,9 @@ def async_recording_client(
 ) -> httpx.AsyncClient:
     """The async twin of `recording_client`."""
     _sdk_defaults(kwargs)
-    if transport is not None:
-        return httpx.AsyncClient(transport=AsyncRecordingTransport(transport, sink), **kwargs)
-    proxy = kwargs.pop("proxy", None)
-    mounts = {
-        pattern: AsyncRecordingTransport(
-            httpx.AsyncHTTPTransport(limits=SDK_LIMITS, proxy=url), sink
-        )
-        for pattern, url in _proxies(proxy, kwargs).items()
-    }
-    inner = httpx.AsyncHTTPTransport(limits=SDK_LIMITS, proxy=proxy)
-    kwargs["mounts"] = {**mounts, **kwargs.get("mounts", {})}
-    return httpx.AsyncClient(transport=AsyncRecordingTransport(inner, sink), **kwargs)
+    if transport is None:
+        transport = _inner(httpx.AsyncHTTPTransport, kwargs)
+    return httpx.AsyncClient(transport=AsyncRecordingTransport(transport, sink), **kwargs)
 
 
 def _sdk_defaults(kwargs: dict[str, Any]) -> None:
@@ -79,14 +64,16 @@ def _sdk_defaults(kwargs: dict[str, Any]) -> None:
     kwargs.setdefault("follow_redirects", True)
 
 
-def _proxies(proxy: Any, kwargs: dict[str, Any]) -> dict[str, str]:
-    """Environment proxies by URL pattern, as httpx applies them when it makes the transports.
+def _inner(make: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """The transport `httpx.Client(**kwargs)` would send through (`make`: its class).
 
-    Patterns whose value is None (NO_PROXY) are left out: httpx then uses the default transport.
+    Pops `proxy`, which `httpx.Client` ignores once it is given a transport.
     """
-    if proxy is not None or not kwargs.get("trust_env", True):
-        return {}
-    return {pattern: url for pattern, url in get_environment_proxies().items() if url}
+    if (proxy := kwargs.pop("proxy", None)) is not None:
+        return make(limits=SDK_LIMITS, proxy=proxy)
+    if not kwargs.get("trust_env", True):
+        return make(limits=SDK_LIMITS)
+    return ProxyRouter(lambda proxy: make(limits=SDK_LIMITS, proxy=proxy))
 
 
 def is_recorded(request: httpx.Request) -> bool:

@@ -5,19 +5,20 @@
 - `store.expiry.probe`: the async prober (it classifies answers with `store.media.url_answers`);
   `check_images` probes the due rows and updates them.
 - `describe_url_state`: the dashboard's "live · expires in 23 min" text.
+
+Names are imported on first use: predicting an expiry must not load httpx and Pillow.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from datetime import datetime
-from urllib.parse import urlsplit
+from store.lazy_exports import lazy_exports
 
-from store.expiry.check import CheckSummary, check_images, check_images_async
-from store.expiry.describe import describe_url_state
-from store.expiry.lifetimes import lifetime_expiry
-from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
-from store.expiry.signed_urls import signed_expiry
-from store.schema.models import as_utc
+if TYPE_CHECKING:
+    from store.expiry.check import CheckSummary, check_images, check_images_async
+    from store.expiry.describe import describe_url_state
+    from store.expiry.predict import predict_expiry
+    from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
+    from store.expiry.signed_urls import signed_expiry
 
 __all__ = [
     "PROVIDER_LIFETIME",
@@ -30,18 +31,13 @@ __all__ = [
     "signed_expiry",
 ]
 
-
-def predict_expiry(url: str, provider: str, created_at: datetime) -> Prediction | None:
-    """When `url` stops working: its signed expiry, else `created_at` + the provider's lifetime.
-
-    None when neither is known: a NULL expiry is honest, a guessed one would mark live images
-    expired (or hide dead ones) on the dashboard.
-    """
-    created_at = as_utc(created_at)  # the log's times are UTC; a naive one is taken as such
-    if prediction := signed_expiry(url):
-        return prediction
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return None
-    return lifetime_expiry(host, provider, created_at)
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "store.expiry.check": ["CheckSummary", "check_images", "check_images_async"],
+        "store.expiry.describe": ["describe_url_state"],
+        "store.expiry.predict": ["predict_expiry"],
+        "store.expiry.prediction": ["PROVIDER_LIFETIME", "Prediction"],
+        "store.expiry.signed_urls": ["signed_expiry"],
+    },
+)

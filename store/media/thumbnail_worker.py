@@ -27,6 +27,7 @@ import httpx
 from sqlalchemy import Engine, select, update
 from tqdm import tqdm
 
+from store.media.daemon_pool import DaemonPool
 from store.media.thumbnails import (
     DEFAULT_MAX_BYTES,
     FetchError,
@@ -174,7 +175,7 @@ class ThumbnailWorker:
         self.row_wait_seconds = row_wait_seconds
         self._owns_client = client is None
         self._client = client or make_client()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagelog-thumb")
+        self._pool = DaemonPool(workers, "imagelog-thumb")  # it serves the recorder's exit drain
         self._pending = 0
         self._idle = threading.Condition()
         self._timers: set[threading.Timer] = set()
