@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -266,12 +266,12 @@ STATS_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 _NUMERIC_HEADINGS = {"calls", "errors", "images", "cost USD", "p50 s", "p95 s"}
 
 
-def format_summary_table(rows: Sequence[dict[str, Any]]) -> str:
+def format_summary_table(rows: Sequence[Mapping[Hashable, Any]]) -> str:
     """A plain-text table of `provider_summary` rows with a total line (latency: no total)."""
     if not rows:
         return "no calls match"
     columns = [column for column in STATS_COLUMNS if column[1] in rows[0]]
-    total = {
+    total: dict[Hashable, Any] = {
         "provider": "total",
         "model": None,
         **{key: sum(row[key] or 0 for row in rows) for key in ("calls", "errors", "images")},

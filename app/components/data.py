@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from store import queries
 from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
+from store.queries.analytics import Bucket
 from store.schema import db
 from store.schema.config import database_url
 from store.schema.db import make_engine
@@ -101,11 +102,11 @@ def gallery(flt: LogFilter, *, limit: int, after: Cursor | None = None) -> Galle
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _overview(url: str, flt: LogFilter, bucket: str) -> Overview:
+def _overview(url: str, flt: LogFilter, bucket: Bucket) -> Overview:
     return queries.overview(engine_for(url), flt, bucket=bucket)
 
 
-def overview(flt: LogFilter, bucket: str) -> Overview:
+def overview(flt: LogFilter, bucket: Bucket) -> Overview:
     """Every Analytics figure of the view (totals, per provider / model, activity per
     `bucket`), read together: one pass over the index, where one query per chart read it
     four times."""

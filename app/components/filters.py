@@ -13,6 +13,7 @@ The date widgets are whole days in UTC and "to" is inclusive (what a person mean
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import streamlit as st
 from components import badges, data
@@ -137,15 +138,16 @@ def current() -> LogFilter:
         url_states=tuple(_value(URL_STATE) or ()),
         since=parse_utc_datetime(start) if isinstance(start, date) else None,
         until=parse_utc_datetime(end + timedelta(days=1)) if isinstance(end, date) else None,
-        min_cost=_value(MIN_COST),  # type: ignore[arg-type]
-        max_cost=_value(MAX_COST),  # type: ignore[arg-type]
-        user=_value(USER),  # type: ignore[arg-type]
+        min_cost=_value(MIN_COST),
+        max_cost=_value(MAX_COST),
+        user=_value(USER),
         tag=tag if "=" in tag else None,
         search=str(_value(SEARCH) or "") or None,
     )
 
 
-def _value(key: str) -> object:
+def _value(key: str) -> Any:
+    """A widget's current value (its type is the widget's: a list for pills, a date...)."""
     return st.session_state.get(key, DEFAULTS[key])
 
 

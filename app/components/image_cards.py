@@ -21,11 +21,9 @@ from store.schema.models import UrlState
 DETAIL_PAGE = "views/detail.py"
 
 
-def data_uri(thumbnail: bytes | None) -> str | None:
+def data_uri(thumbnail: bytes) -> str:
     """The stored WebP thumbnail as a `data:` URI: the browser gets the exact stored bytes
     (st.image would re-encode bytes as JPEG) and no hosted URL, which may be dead."""
-    if not thumbnail:
-        return None
     return "data:image/webp;base64," + base64.b64encode(thumbnail).decode("ascii")
 
 

@@ -55,7 +55,7 @@ def table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """The display frame for a page of `list_logs` rows, in COLUMN_CONFIG's order."""
     shown = pd.DataFrame(
         {
-            "thumbnail": [data_uri(thumb) for thumb in rows["thumbnail"]],
+            "thumbnail": [data_uri(thumb) if thumb else None for thumb in rows["thumbnail"]],
             "created_at": rows["created_at"],
             "provider": rows["provider"],
             "model": rows["model"],

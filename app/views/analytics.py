@@ -5,6 +5,7 @@ p50/p95 per provider and model), and who (the busiest models).
 """
 
 from datetime import timedelta
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -12,6 +13,7 @@ import streamlit as st
 from components import data, filters
 
 from store.queries import LogFilter, Summary
+from store.queries.analytics import BUCKETS, Bucket
 from store.schema.models import utcnow
 
 #: A view spanning more than this is charted per day, a shorter one per hour.
@@ -41,7 +43,7 @@ def totals(figures: Summary) -> None:
     )
 
 
-def default_bucket(flt: LogFilter) -> str:
+def default_bucket(flt: LogFilter) -> Bucket:
     facets = data.facets()
     start = flt.since or facets.first_at
     end = flt.until or facets.last_at or utcnow()
@@ -50,16 +52,17 @@ def default_bucket(flt: LogFilter) -> str:
     return "hour"
 
 
-def chosen_bucket(flt: LogFilter) -> str:
+def chosen_bucket(flt: LogFilter) -> Bucket:
     """The "Per" choice of the last run (read before the control is drawn, because the
     figures above it are read in the same query), else the view's default."""
-    return st.session_state.get(BUCKET) or default_bucket(flt)
+    chosen = st.session_state.get(BUCKET)
+    return chosen if chosen in BUCKETS else default_bucket(flt)
 
 
-def over_time(flt: LogFilter, activity: pd.DataFrame, bucket: str) -> None:
+def over_time(flt: LogFilter, activity: pd.DataFrame, bucket: Bucket) -> None:
     heading, choice = st.columns([4, 1], vertical_alignment="bottom")
     heading.subheader("Over time (UTC)")
-    choice.segmented_control("Per", ["hour", "day"], default=default_bucket(flt), key=BUCKET)
+    choice.segmented_control("Per", BUCKETS, default=default_bucket(flt), key=BUCKET)
     if activity.empty:
         st.caption("No calls in this view.")
         return
@@ -163,7 +166,7 @@ def busiest(top: pd.DataFrame) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def _columns() -> dict[str, object]:
+def _columns() -> dict[str, Any]:
     return {
         "provider": "Provider",
         "model": "Model",

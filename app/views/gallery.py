@@ -42,7 +42,7 @@ if page.rows.empty:
 
 now = utcnow()
 for start in range(0, len(page.rows), COLUMNS):
-    for column, (_, row) in zip(
+    for column, (_index, row) in zip(
         st.columns(COLUMNS), page.rows.iloc[start : start + COLUMNS].iterrows(), strict=False
     ):
         with column:

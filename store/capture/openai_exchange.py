@@ -27,11 +27,15 @@ from store.capture.redaction import (
     safe_headers,
     secret_values,
 )
-from store.schema.models import Status
+from store.schema.models import Operation, Status
 from store.schema.records import CallRecord, ImageRecord
 
 #: The last path segment of each recorded endpoint, and the operation it stands for.
-OPERATIONS = {"generations": "generate", "edits": "edit", "variations": "variation"}
+OPERATIONS = {
+    "generations": Operation.generate,
+    "edits": Operation.edit,
+    "variations": Operation.variation,
+}
 _IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
 #: Request fields with a column of their own, or file uploads: not repeated in `params`.
 _NOT_PARAMS = frozenset({"prompt", "model", "user", "image", "image[]", "images", "mask"})
@@ -57,7 +61,7 @@ MAX_ERROR_TEXT = 2000
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
-def images_operation(path: str) -> str | None:
+def images_operation(path: str) -> Operation | None:
     """generate / edit / variation for an images endpoint path, else None (not recorded)."""
     match = _IMAGES_PATH.search(path)
     return OPERATIONS[match.group(1)] if match else None
@@ -99,7 +103,7 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
         created_at=exchange.started_at,
         provider=route.provider,
         model=str(body.get("model") or _default_model(route, url.path, params)),
-        operation=images_operation(url.path) or "generate",
+        operation=images_operation(url.path) or Operation.generate,
         prompt=scrubber.exact(str(body.get("prompt") or "")),
         params=scrubber.json(params),
         latency_ms=exchange.latency_ms,
@@ -360,12 +364,14 @@ def _take_images(record: CallRecord, payload: dict[str, Any]) -> None:
 
 
 def _image(item: dict[str, Any]) -> ImageRecord:
-    url = item.get("url")
+    """The image of one response item: only what a provider says (never a state or a hash)."""
+    url, b64 = item.get("url"), item.get("b64_json")
     if isinstance(url, str) and url.startswith("data:") and "," in url:
         # Some OpenAI-compatible hosts inline the image as a data: URL.
-        return ImageRecord(b64_json=url.split(",", 1)[1], revised_prompt=item.get("revised_prompt"))
-    return ImageRecord(
-        url=url, b64_json=item.get("b64_json"), revised_prompt=item.get("revised_prompt")
+        b64 = url.split(",", 1)[1]
+        url = None
+    return ImageRecord.model_validate(
+        {"url": url, "b64_json": b64, "revised_prompt": item.get("revised_prompt")}
     )
 
 

@@ -34,6 +34,7 @@ from store.capture.writer import insert_calls
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.config import database_url as configured_url
 from store.schema.db import UNAVAILABLE_ERRORS, make_engine, upgrade_schema
+from store.schema.models import Status
 from store.schema.records import CallRecord
 
 log = logging.getLogger(__name__)
@@ -342,7 +343,7 @@ def _to_record(call: CallRecord | Exchange) -> CallRecord:
         return CallRecord(
             created_at=call.started_at,
             provider=infer_route(url.host, url.path, {}).provider,
-            status="error",
+            status=Status.error,
             error=f"imagelog could not parse this call: {describe_exception(exc)}",
             http_status=call.status,
             latency_ms=call.latency_ms,

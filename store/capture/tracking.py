@@ -50,7 +50,9 @@ class TrackedCall:
         if url is not None and not isinstance(url, str):
             url = getattr(url, "url", None) or str(url)
         try:
-            image = ImageRecord(url=url, data=data, b64_json=b64, revised_prompt=revised_prompt)
+            image = ImageRecord.model_validate(
+                {"url": url, "data": data, "b64_json": b64, "revised_prompt": revised_prompt}
+            )
         except ValueError as exc:
             reason = describe_exception(exc)
             log.warning("tracked image not recorded: %s", reason)

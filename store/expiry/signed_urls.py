@@ -108,9 +108,10 @@ def cloudfront_policy(query: Query) -> Prediction | None:
     except (binascii.Error, ValueError, KeyError, TypeError):
         return None
     expiries = [_epoch(str(limit)) for limit in limits]
-    if not expiries or None in expiries:
+    known = [expiry for expiry in expiries if expiry is not None]
+    if not known or len(known) < len(expiries):
         return None
-    return Prediction(min(expiries), "cloudfront-policy")  # type: ignore[type-var]
+    return Prediction(min(known), "cloudfront-policy")
 
 
 def exp_epoch(query: Query) -> Prediction | None:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Float,
@@ -53,6 +54,7 @@ from store.schema.models import HOUR_EXPRESSIONS, Status, UrlState
 
 GroupBy = Sequence[str] | Literal["provider", "model"]
 Bucket = Literal["hour", "day"]
+BUCKETS: tuple[Bucket, ...] = ("hour", "day")
 _GROUPABLE = ("provider", "model", "operation", "status", "user_id")
 PERCENTILES = {"p50_latency_ms": 0.5, "p95_latency_ms": 0.95}
 _TOTALS = ["calls", "errors", "images", "cost_usd"]
@@ -150,7 +152,7 @@ def _bucketed_totals(
     """
     g = GENERATIONS.c
     dialect = connection.dialect.name
-    hour = literal_column(_qualified(HOUR_EXPRESSIONS[dialect]))
+    hour: ColumnElement[Any] = literal_column(_qualified(HOUR_EXPRESSIONS[dialect]))
     hourly = (
         select(
             g.provider,
@@ -166,6 +168,7 @@ def _bucketed_totals(
         .group_by(g.provider, g.model, hour)
         .subquery("hourly")
     )
+    start: ColumnElement[Any]
     if dialect == "postgresql":
         start = func.date_trunc(bucket, hourly.c.hour) if bucket == "day" else hourly.c.hour
     elif bucket == "day":
@@ -299,11 +302,11 @@ def _walked_percentiles(
     ]
     walks: list[Select] = []
     plans: list[tuple[int, str, float]] = []  # (group row, percentile column, fraction)
-    for row, group in enumerate(grouped.itertuples(index=False)):
-        n = int(group.timed)
+    for row, group in enumerate(grouped.to_dict("records")):
+        n = int(group["timed"])
         if n == 0:
             continue
-        scope = [g[key] == getattr(group, key) for key in keys]
+        scope = [g[key] == group[key] for key in keys]
         for name, p in PERCENTILES.items():
             position = p * (n - 1)
             lower = int(position)  # positions are >= 0: truncation is floor

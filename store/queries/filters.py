@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from itertools import product
 from typing import Any
+from typing import cast as cast_type
 
 from sqlalchemy import (
     ColumnElement,
@@ -255,13 +256,14 @@ def search_condition(dialect: str, query: str, hints: PlanHints) -> ColumnElemen
         return None
     if dialect == "postgresql":
         if hints.common_search:
-            return text(pg_search_match("generations")).bindparams(search_q=query)
+            return textual_condition(pg_search_match("generations"), search_q=query)
         # OFFSET 0 keeps the subquery whole: PostgreSQL reads the matches from the GIN index,
         # then only tests membership (no tsvector per row).
-        return text(
+        return textual_condition(
             "generations.id IN (SELECT matched.id FROM generations AS matched WHERE "
-            f"{pg_search_match('matched')} OFFSET 0)"
-        ).bindparams(search_q=query)
+            f"{pg_search_match('matched')} OFFSET 0)",
+            search_q=query,
+        )
     match = fts5_match_expression(query)
     if match is None:
         return None
@@ -270,10 +272,20 @@ def search_condition(dialect: str, query: str, hints: PlanHints) -> ColumnElemen
     # A common word matches too many calls to fetch and sort: test membership while the
     # time index is walked instead (`+rowid` keeps the match list from driving the query).
     rowid = "+generations.rowid" if exclude or hints.common_search else "generations.rowid"
-    return text(
+    return textual_condition(
         f"{rowid} {membership} (SELECT rowid FROM generations_fts "
-        "WHERE generations_fts MATCH :search_q)"
-    ).bindparams(search_q=expression)
+        "WHERE generations_fts MATCH :search_q)",
+        search_q=expression,
+    )
+
+
+def textual_condition(sql: str, **params: object) -> ColumnElement[bool]:
+    """A WHERE condition written as SQL text (what the search indexes need), with bound values.
+
+    SQLAlchemy takes a TextClause wherever a condition goes; its types only name column
+    expressions, hence the cast.
+    """
+    return cast_type(ColumnElement[bool], text(sql).bindparams(**params))
 
 
 _SEARCH_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')

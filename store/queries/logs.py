@@ -175,7 +175,7 @@ def list_logs(
     require_positive(limit=limit)
     g = GENERATIONS.c
     backwards = before is not None
-    if backwards:
+    if before is not None:
         seek, order = [newer_than(before)], [g.created_at.asc(), g.id.asc()]
     else:
         seek, order = [older_than(after)] if after else [], [g.created_at.desc(), g.id.desc()]
@@ -407,5 +407,5 @@ def image_ids(engine: Engine, flt: LogFilter, limit: int | None = None) -> list[
             .where(*_image_states(connection, flt))
         )
         rows = connection.execute(query).all()
-    rows.sort(key=lambda row: (row.created_at, row.call_id, -row.position), reverse=True)
+    rows = sorted(rows, key=lambda row: (row.created_at, row.call_id, -row.position), reverse=True)
     return [row.id for row in rows[:limit]]
