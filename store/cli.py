@@ -400,8 +400,11 @@ def _duration(text: str) -> timedelta:
 def _run_check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from store.expiry import check_images
+    from store.expiry import CheckOptions, check_images
 
+    options = CheckOptions(
+        mode=args.mode, stale_after=args.stale_after, concurrency=args.concurrency
+    )
     engine = open_engine(args)
     try:
         with tqdm(unit="url", desc="check", disable=args.no_progress) as bar:
@@ -410,13 +413,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            summary = check_images(
-                engine,
-                mode=args.mode,
-                stale_after=args.stale_after,
-                concurrency=args.concurrency,
-                on_progress=on_progress,
-            )
+            summary = check_images(engine, options, on_progress=on_progress)
     finally:
         engine.dispose()
     print(summary.describe())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from store.expiry.check import CheckSummary, check_images, check_images_async
+from store.expiry.check import CheckOptions, CheckSummary, check_images, check_images_async
 from store.expiry.describe import describe_url_state
 from store.expiry.lifetimes import lifetime_expiry
 from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
@@ -21,6 +21,7 @@ from store.schema.models import as_utc
 
 __all__ = [
     "PROVIDER_LIFETIME",
+    "CheckOptions",
     "CheckSummary",
     "Prediction",
     "check_images",
