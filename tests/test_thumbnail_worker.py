@@ -4,13 +4,13 @@ what lands in the `images` row for each way a download can go."""
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 
+from store import Recorder
 from store.capture.writer import insert_calls
 from store.cli import main
 from store.media.thumbnail_worker import (
@@ -168,30 +168,71 @@ def test_submit_returns_before_the_download_and_join_waits_for_it(engine, image_
     assert image_row(engine, generation_id).thumbnail is not None
 
 
-def test_image_submitted_before_its_row_exists_is_stored_once_the_row_is_inserted(engine):
-    data = draw_image(512, 512, "jpg")
-    record = CallRecord(provider="openai", model="dall-e-2", images=[ImageRecord(data=data)])
-    worker = ThumbnailWorker(engine)
-    worker.submit(record.id, 0, None, data)
-    threading.Timer(0.3, insert_calls, (engine, [record])).start()
+def test_image_without_a_row_is_dropped_at_once_with_a_warning(engine, caplog):
+    with ThumbnailWorker(engine) as worker:
+        worker.submit("0" * 32, 0, None, draw_image(64, 64, "png"))
 
-    assert worker.join(timeout=30)
-    worker.close()
-
-    row = image_row(engine, record.id)
-    assert (row.width, row.format) == (512, "jpeg")
-    assert row.thumbnail is not None
-
-
-def test_row_that_never_comes_is_given_up_after_the_wait(engine, caplog):
-    worker = ThumbnailWorker(engine, row_wait_seconds=0.2)
-    worker.submit("0" * 32, 0, None, draw_image(64, 64, "png"))
-
-    finished = worker.join(timeout=30)
-    worker.close()
+        finished = worker.join(timeout=30)
 
     assert finished is True
-    assert "no row after" in caplog.text
+    assert "has no row: its thumbnail is dropped" in caplog.text
+
+
+def row_exists(engine: Engine, generation_id: str, position: int) -> bool:
+    query = select(IMAGES.c.id).where(
+        IMAGES.c.generation_id == generation_id, IMAGES.c.position == position
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).first() is not None
+
+
+def watch_submits(recorder: Recorder, monkeypatch) -> list[bool]:
+    """Whether each image's row existed when the recorder submitted it to its worker."""
+    worker = recorder.thumbnails
+    assert worker is not None
+    submit, seen = worker.submit, []
+
+    def checking_submit(generation_id, position, url, data):
+        seen.append(row_exists(recorder.engine, generation_id, position))
+        submit(generation_id, position, url, data)
+
+    monkeypatch.setattr(worker, "submit", checking_submit)
+    return seen
+
+
+def test_the_recorder_submits_an_image_only_once_its_row_is_inserted(recorder, monkeypatch):
+    # The worker stores into an existing row and never waits for one: this is why it need not.
+    seen = watch_submits(recorder, monkeypatch)
+    png = draw_image(64, 64, "png")
+
+    for index in range(20):
+        recorder.record(
+            CallRecord(provider="p", prompt=str(index), images=[ImageRecord(data=png)] * 2)
+        )
+
+    assert recorder.flush(timeout=60)
+    assert seen == [True] * 40
+    with recorder.engine.connect() as connection:
+        thumbnails = connection.execute(select(IMAGES.c.thumbnail)).scalars().all()
+    assert len(thumbnails) == 40 and all(thumbnails)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite takes any integer
+def test_records_written_one_by_one_after_a_refused_batch_get_their_thumbnails(
+    recorder, monkeypatch
+):
+    seen = watch_submits(recorder, monkeypatch)
+    png = draw_image(64, 64, "png")
+    good = [CallRecord(provider="good", images=[ImageRecord(data=png)]) for _ in range(3)]
+    bad = CallRecord(provider="bad", http_status=2**40, images=[ImageRecord(data=png)])
+
+    for record in [good[0], bad, *good[1:]]:
+        recorder.record(record)
+
+    assert recorder.flush(timeout=60)
+    assert seen == [True] * 3
+    for record in good:
+        assert image_row(recorder.engine, record.id).thumbnail is not None
 
 
 def test_archive_keeps_the_original_bytes_under_their_sha256(engine, image_host, tmp_path):

@@ -7,9 +7,8 @@ it live, a 403/404/410 (or 400 ExpiredToken) expired, and a timeout, reset or 5x
 unknown (a transient failure never marks a URL expired). The result lands in the image's row,
 keyed by (generation_id, position); a failure lands there too, as a readable `thumbnail_error`.
 
-The recorder may submit an image before its background writer has inserted the row. The pool
-then keeps the result and tries the UPDATE again for a while (`row_wait_seconds`), on a timer
-so no download thread sits idle waiting.
+The recorder submits an image only once its writer has inserted the row, so the UPDATE always
+finds it; a row that is missing anyway is logged and its result dropped, never waited for.
 """
 
 from __future__ import annotations
@@ -43,9 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Width of images.thumbnail_error (PostgreSQL enforces it).
 THUMBNAIL_ERROR_LENGTH = 500
-#: First and longest pause between tries of an UPDATE whose row is not inserted yet.
-ROW_RETRY_FIRST_SECONDS = 0.05
-ROW_RETRY_MAX_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -166,24 +162,22 @@ class ThumbnailWorker:
         workers: int = 4,
         client: httpx.Client | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        row_wait_seconds: float = 60.0,
     ) -> None:
         self.engine = engine
         self.archive_dir = Path(archive_dir) if archive_dir is not None else None
         self.max_bytes = max_bytes
-        self.row_wait_seconds = row_wait_seconds
         self._owns_client = client is None
         self._client = client or make_client()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagelog-thumb")
         self._pending = 0
         self._idle = threading.Condition()
-        self._timers: set[threading.Timer] = set()
         self._closed = False
 
     def submit(
         self, generation_id: str, position: int, url: str | None, data: bytes | None
     ) -> None:
-        """Queue one image; returns at once. Work submitted after close() is logged and dropped."""
+        """Queue one image whose row is inserted; returns at once. Work submitted after close()
+        is logged and dropped."""
         self._start(lambda: self._run(generation_id, position, url, data), generation_id, position)
 
     def join(self, timeout: float | None = None) -> bool:
@@ -195,11 +189,6 @@ class ThumbnailWorker:
         """Finish the submitted work (up to `timeout`), then stop the threads and the client."""
         self.join(timeout)
         self._closed = True
-        with self._idle:
-            timers, self._timers = list(self._timers), set()
-        for timer in timers:  # rows that never came: their results are dropped
-            timer.cancel()
-            self._done()
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._owns_client:
             self._client.close()
@@ -243,49 +232,8 @@ class ThumbnailWorker:
         outcome = process_image(
             self._client, url, data, archive_dir=self.archive_dir, max_bytes=self.max_bytes
         )
-        self._store(generation_id, position, outcome, waited=0.0)
-
-    def _store(
-        self, generation_id: str, position: int, outcome: ImageOutcome, waited: float
-    ) -> None:
-        if store_image_facts(self.engine, generation_id, position, outcome):
-            return
-        if waited >= self.row_wait_seconds or self._closed:
-            log.warning(
-                "image %s/%s: no row after %.1f s, thumbnail dropped (`thumbnails` retries URLs)",
-                generation_id,
-                position,
-                waited,
-            )
-            return
-        delay = min(max(waited, ROW_RETRY_FIRST_SECONDS), ROW_RETRY_MAX_SECONDS)
-        self._later(
-            delay,
-            lambda: self._store(generation_id, position, outcome, waited + delay),
-            generation_id,
-            position,
-        )
-
-    def _later(
-        self, delay: float, job: Callable[[], None], generation_id: str, position: int
-    ) -> None:
-        """Run `job` on the pool after `delay`, counted as pending all along."""
-        with self._idle:
-            self._pending += 1
-
-        def fire() -> None:
-            with self._idle:
-                if timer not in self._timers:  # cancelled by close()
-                    return
-                self._timers.discard(timer)
-            self._start(job, generation_id, position)
-            self._done()
-
-        timer = threading.Timer(delay, fire)
-        timer.daemon = True
-        with self._idle:
-            self._timers.add(timer)
-        timer.start()
+        if not store_image_facts(self.engine, generation_id, position, outcome):
+            log.warning("image %s/%s has no row: its thumbnail is dropped", generation_id, position)
 
 
 @dataclass(frozen=True)
