@@ -236,7 +236,7 @@ def test_many_urls_are_read_in_pages_written_in_batches_with_progress(engine, ho
     monkeypatch.setattr(check, "PAGE_SIZE", 100)  # 12 pages
     kinds = ["live", "gone"] * 600
     ids = add_images(engine, *[host.plain_url(kind, f"{i}.png") for i, kind in enumerate(kinds)])
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[int, int | None]] = []
 
     summary = check_images(
         engine,

@@ -221,6 +221,20 @@ def test_the_image_pool_is_bounded_by_sizes_and_formats_not_by_calls():
     assert len(generator.pool) <= 2 * len(keys)
 
 
+def test_the_demo_reports_the_calls_written_after_each_batch(engine):
+    progress: list[tuple[int, int | None]] = []
+
+    load_demo(
+        engine,
+        count=25,
+        now=NOW,
+        batch_size=10,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
+
+    assert progress == [(0, 25), (10, 25), (20, 25), (25, 25)]
+
+
 def test_zero_calls_write_nothing_and_a_negative_count_is_refused(engine):
     assert load_demo(engine, count=0, now=NOW).inserted == 0
     with pytest.raises(ValueError, match="count"):

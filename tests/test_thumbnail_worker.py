@@ -277,10 +277,14 @@ def test_retry_fills_missing_thumbnails_and_skips_known_expired_urls(engine, ima
             .values(url_state=UrlState.expired.value)
         )
     requests_before = len(image_host.requests)
+    progress: list[tuple[int, int | None]] = []
 
-    summary = retry_missing_thumbnails(engine, progress=False)
+    summary = retry_missing_thumbnails(
+        engine, on_progress=lambda done, total: progress.append((done, total))
+    )
 
     assert (summary.attempted, summary.stored, summary.failed, summary.expired) == (2, 1, 1, 1)
+    assert progress == [(0, 2), (1, 2), (2, 2)]
     assert image_row(engine, generation_id, 0).thumbnail is not None
     assert image_row(engine, generation_id, 1).url_state == UrlState.expired
     assert image_row(engine, generation_id, 2).thumbnail is None
@@ -291,7 +295,7 @@ def test_retry_honours_the_limit(engine, image_host):
     urls = [image_host.url(f"/img/limit{index}.png?w=100&h=100") for index in range(3)]
     record_call(engine, *(ImageRecord(url=url) for url in urls))
 
-    summary = retry_missing_thumbnails(engine, limit=2, progress=False)
+    summary = retry_missing_thumbnails(engine, limit=2)
 
     assert summary.attempted == 2
     with engine.connect() as connection:

@@ -40,8 +40,10 @@ def button(flt: LogFilter, container=st) -> None:
         return
     bar = container.progress(0.0, text=f"Checking {len(ids):,} URLs…")
 
-    def on_progress(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} URLs")
+    def on_progress(done: int, total: int | None) -> None:
+        bar.progress(
+            done / total if total else 1.0, text=f"Checked {done:,} of {total or 0:,} URLs"
+        )
 
     result = check_images(engine, CheckOptions(image_ids=ids), on_progress=on_progress)
     st.session_state[RESULT] = result.describe()

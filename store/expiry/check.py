@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +41,7 @@ from store.expiry.signed_urls import signed_expiry
 from store.media.thumbnail_worker import process_image, store_image_facts
 from store.media.thumbnails import make_client
 from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
+from store.schema.progress import Progress, no_progress
 
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 BACKOFF_FIRST = timedelta(minutes=5)
@@ -55,7 +56,6 @@ PAGE_SIZE = 5000
 THUMBNAIL_WORKERS = 4
 
 Mode = Literal["due", "all"]
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -189,7 +189,7 @@ class _Run:
         self.summary = CheckSummary(checked=total)
         self.pending: list[dict[str, Any]] = []
         self.done = 0
-        self.on_progress = on_progress or (lambda done, total: None)
+        self.on_progress = on_progress or no_progress
         self.on_progress(0, total)
 
     def record(self, row: Row, update_row: dict[str, Any]) -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine, select, update
-from tqdm import tqdm
 
 from store.media.thumbnails import (
     DEFAULT_MAX_BYTES,
@@ -37,6 +36,7 @@ from store.media.thumbnails import (
 )
 from store.media.url_answers import ERROR_CODE_LENGTH
 from store.schema.models import IMAGES, UrlState, utcnow
+from store.schema.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +259,10 @@ def retry_missing_thumbnails(
     engine: Engine,
     *,
     limit: int | None = None,
-    progress: bool = True,
     workers: int = 4,
     archive_dir: Path | None = None,
     client: httpx.Client | None = None,
+    on_progress: Progress | None = None,
 ) -> RetrySummary:
     """Download again every image that has a URL, no thumbnail, and is not known expired."""
     query = (
@@ -285,19 +285,18 @@ def retry_missing_thumbnails(
         store_image_facts(engine, row.generation_id, row.position, outcome)
         return outcome
 
+    report = on_progress or no_progress
+    report(0, len(rows))
     stored = failed = expired = 0
     try:
-        with (
-            ThreadPoolExecutor(max_workers=workers) as pool,
-            tqdm(total=len(rows), unit="image", desc="thumbnails", disable=not progress) as bar,
-        ):
-            for outcome in pool.map(retry, rows):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for done, outcome in enumerate(pool.map(retry, rows), start=1):
                 if outcome.facts is not None:
                     stored += 1
                 else:
                     failed += 1
                     expired += bool(outcome.check and outcome.check.state is UrlState.expired)
-                bar.update()
+                report(done, len(rows))
     finally:
         if owns_client:
             client.close()

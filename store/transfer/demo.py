@@ -33,11 +33,11 @@ from PIL import Image, ImageDraw
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine, func, select
-from tqdm import tqdm
 
 from store.capture.writer import GENERATIONS, insert_calls
 from store.media.thumbnails import ImageFacts, make_thumbnail
 from store.schema.models import Status, UrlState, utcnow
+from store.schema.progress import Progress, no_progress
 from store.schema.records import CallRecord, ImageRecord
 
 DEMO_DAYS = 14
@@ -870,11 +870,12 @@ def load_demo(
     *,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
-    progress: bool = False,
+    on_progress: Progress | None = None,
 ) -> DemoResult:
     """Write `count` demo calls spread over the last DEMO_DAYS days (before `now`).
 
     The same seed and `now` give the same calls (and ids: a rerun inserts nothing new).
+    Progress counts the calls written.
     """
     if count < 0:
         raise ValueError("count must be >= 0")
@@ -883,16 +884,18 @@ def load_demo(
     before = _count_calls(engine)
     images = 0
     batch: list[CallRecord] = []
-    with tqdm(total=count, unit="calls", disable=not progress, desc="demo") as bar:
-        for record in generator.records(count):
-            batch.append(record)
-            images += len(record.images)
-            if len(batch) >= batch_size:
-                insert_calls(engine, batch)
-                bar.update(len(batch))
-                batch = []
-        insert_calls(engine, batch)
-        bar.update(len(batch))
+    written = 0
+    report = on_progress or no_progress
+    report(written, count)
+    for record in generator.records(count):
+        batch.append(record)
+        images += len(record.images)
+        if len(batch) >= batch_size:
+            written += insert_calls(engine, batch)
+            report(written, count)
+            batch = []
+    written += insert_calls(engine, batch)
+    report(written, count)
     return DemoResult(
         generated=count,
         inserted=_count_calls(engine) - before,
