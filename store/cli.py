@@ -359,7 +359,7 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
 
 
 def _run_thumbnails(args: argparse.Namespace) -> int:
-    from store.media.thumbnail_worker import retry_missing_thumbnails
+    from store.media.retry import retry_missing_thumbnails
 
     engine = open_engine(args)
     try:

@@ -1,5 +1,6 @@
 """The thumbnail worker against the loopback image host and a real database (SQLite and PostgreSQL):
-what lands in the `images` row for each way a download can go."""
+what lands in the `images` row for each way a download can go, down the one path
+(`store.media.saving.save_image`) that the recorder, `imagelog thumbnails` and `check` share."""
 
 from __future__ import annotations
 
@@ -13,14 +14,9 @@ from sqlalchemy import Engine, select, update
 from store import Recorder
 from store.capture.writer import insert_calls
 from store.cli import main
-from store.media.thumbnail_worker import (
-    IMAGES,
-    ImageOutcome,
-    ThumbnailWorker,
-    retry_missing_thumbnails,
-    store_image_facts,
-)
-from store.schema.models import Image, UrlState
+from store.media.retry import retry_missing_thumbnails
+from store.media.thumbnail_worker import ThumbnailWorker
+from store.schema.models import IMAGES, Image, UrlState
 from store.schema.records import CallRecord, ImageRecord
 from tests.standins.image_host import draw_image
 
@@ -255,12 +251,6 @@ def test_submit_after_close_is_dropped_without_raising(engine, caplog):
 
     assert worker.join(timeout=1)
     assert "not processed" in caplog.text
-
-
-def test_store_image_facts_reports_a_missing_row(engine):
-    found = store_image_facts(engine, "f" * 32, 0, ImageOutcome(error="x"))
-
-    assert found is False
 
 
 def test_retry_fills_missing_thumbnails_and_skips_known_expired_urls(engine, image_host):

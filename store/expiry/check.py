@@ -20,7 +20,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,8 +37,7 @@ from store.expiry.probe import (
     interleave_by_host,
 )
 from store.expiry.signed_urls import signed_expiry
-from store.media.thumbnail_worker import process_image, store_image_facts
-from store.media.thumbnails import make_client
+from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
 from store.schema.progress import Progress, no_progress
 
@@ -378,12 +376,7 @@ def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
 
 
 def save_thumbnails(engine: Engine, rows: Sequence[Row], archive_dir: Path | None) -> int:
-    """Fetch and store thumbnails for live URLs that have none (the thumbnail worker's code)."""
-    with make_client() as client, ThreadPoolExecutor(THUMBNAIL_WORKERS) as pool:
-
-        def fetch(row: Row) -> bool:
-            outcome = process_image(client, row.url, None, archive_dir=archive_dir)
-            store_image_facts(engine, row.generation_id, row.position, outcome)
-            return outcome.facts is not None
-
-        return sum(pool.map(fetch, rows))
+    """Save thumbnails for live URLs that have none, down the thumbnail worker's own path."""
+    with ThumbnailWorker(engine, archive_dir=archive_dir, workers=THUMBNAIL_WORKERS) as worker:
+        images = ((row.generation_id, row.position, row.url) for row in rows)
+        return sum(outcome.facts is not None for outcome in worker.save_all(images))

@@ -798,15 +798,7 @@ class DemoGenerator:
         images = []
         for position in range(n):
             facts = self.pool.facts(width, height, spec.image_format)
-            image: dict[str, Any] = {
-                **_IMAGE_DEFAULTS,
-                "sha256": facts.sha256,
-                "width": facts.width,
-                "height": facts.height,
-                "format": facts.format,
-                "byte_size": facts.byte_size,
-                "thumbnail": facts.thumbnail,
-            }
+            image: dict[str, Any] = {**_IMAGE_DEFAULTS, **facts.columns()}
             if spec.delivery != "b64":
                 url, expires_at = URL_MAKERS[spec.delivery](self.rng, record_id, created, position)
                 state, checked_at = self._url_state(spec.delivery, expires_at, fetched_at)
