@@ -28,6 +28,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from store.capture.writer import GENERATIONS
+from store.cli import progress_bar
 from store.queries import (
     LogFilter,
     count_logs,
@@ -81,7 +82,8 @@ def ensure_calls(engine: Engine, count: int) -> None:
     if present >= count:
         return
     print(f"{engine.dialect.name}: writing {count - present:,} demo calls ...", flush=True)
-    result = load_demo(engine, count=count - present, seed=present, progress=True)
+    with progress_bar("demo", "calls") as on_progress:
+        result = load_demo(engine, count=count - present, seed=present, on_progress=on_progress)
     print(result.describe(), flush=True)
     if engine.dialect.name == "postgresql":
         # What autovacuum does after a bulk load: statistics for the planner, and the

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/probe_throughput.py --urls 20000 --concurrency 128
     .venv/bin/python benchmarks/probe_throughput.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-What is measured: the wall time of `check_images(engine, mode="all")` over N image rows whose
+What is measured: the wall time of `check_images` (mode "all") over N image rows whose
 URLs point at the loopback signed host (tests/standins/signed_host.py), run in its own process
 so it does not share this interpreter. That time covers the whole job: the SELECT of the rows,
 the signed-expiry parse of every URL, one `GET Range: bytes=0-0` per URL, classifying each
@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from store.capture.writer import IMAGES, insert_calls  # noqa: E402
-from store.expiry import check_images  # noqa: E402
+from store.expiry import CheckOptions, check_images  # noqa: E402
 from store.expiry.probe import CONNECTIONS_PER_POOL, PROBE_HEADERS  # noqa: E402
 from store.schema.db import make_engine  # noqa: E402
 from store.schema.models import utcnow  # noqa: E402
@@ -133,13 +133,10 @@ def ours(database_url: str, pairs: list[tuple[str, str]], concurrency: int) -> t
             for chunk in (pairs[i : i + 10] for i in range(0, len(pairs), 10))
         ]
         insert_calls(engine, records)
-        summary = check_images(
-            engine,
-            mode="all",
-            concurrency=concurrency,
-            per_host=concurrency,
-            fetch_thumbnails=False,
+        options = CheckOptions(
+            mode="all", concurrency=concurrency, per_host=concurrency, fetch_thumbnails=False
         )
+        summary = check_images(engine, options)
         truth = dict(pairs)
         with engine.connect() as connection:
             expired = connection.execute(

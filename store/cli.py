@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from store.queries import LogFilter
+    from store.schema.progress import Progress
 
 Subparsers = Any  # argparse's _SubParsersAction is private; the type adds nothing here
 
@@ -64,6 +66,23 @@ def open_engine(args: argparse.Namespace) -> Engine:
     from store.schema.db import make_engine
 
     return make_engine(args.database_url)
+
+
+@contextmanager
+def progress_bar(
+    desc: str, unit: str, *, enabled: bool = True, unit_scale: bool = False
+) -> Iterator[Progress]:
+    """A tqdm bar on stderr, driven by the `on_progress(done, total)` callback it yields: the
+    library reports progress through callbacks, and this is the one place that draws it."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit=unit, unit_scale=unit_scale, disable=not enabled) as bar:
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield on_progress
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -122,13 +141,16 @@ def _run_import(args: argparse.Namespace) -> int:
 
     engine = open_engine(args)
     try:
-        summary = import_jsonl(
-            engine,
-            args.file,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            report=lambda problem: tqdm.write(str(problem), file=sys.stderr),
-        )
+        with progress_bar(
+            "import", "B", unit_scale=True, enabled=not args.no_progress
+        ) as on_progress:
+            summary = import_jsonl(
+                engine,
+                args.file,
+                batch_size=args.batch_size,
+                report=lambda problem: tqdm.write(str(problem), file=sys.stderr),
+                on_progress=on_progress,
+            )
     except UnreadableFile as exc:
         print(f"imagelog import: {exc}", file=sys.stderr)
         return 1
@@ -311,7 +333,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     engine = open_engine(args)
     try:
-        result = load_demo(engine, count=args.count, seed=args.seed, progress=not args.no_progress)
+        with progress_bar("demo", "calls", enabled=not args.no_progress) as on_progress:
+            result = load_demo(engine, count=args.count, seed=args.seed, on_progress=on_progress)
     finally:
         engine.dispose()
     print(result.describe())
@@ -336,17 +359,18 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
 
 
 def _run_thumbnails(args: argparse.Namespace) -> int:
-    from store.media.thumbnail_worker import retry_missing_thumbnails
+    from store.media.retry import retry_missing_thumbnails
 
     engine = open_engine(args)
     try:
-        summary = retry_missing_thumbnails(
-            engine,
-            limit=args.limit,
-            progress=not args.no_progress,
-            workers=args.workers,
-            archive_dir=args.archive_dir,
-        )
+        with progress_bar("thumbnails", "image", enabled=not args.no_progress) as on_progress:
+            summary = retry_missing_thumbnails(
+                engine,
+                limit=args.limit,
+                workers=args.workers,
+                archive_dir=args.archive_dir,
+                on_progress=on_progress,
+            )
     finally:
         engine.dispose()
     print(summary.describe())
@@ -398,25 +422,15 @@ def _duration(text: str) -> timedelta:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from store.expiry import CheckOptions, check_images
 
-    from store.expiry import check_images
-
+    options = CheckOptions(
+        mode=args.mode, stale_after=args.stale_after, concurrency=args.concurrency
+    )
     engine = open_engine(args)
     try:
-        with tqdm(unit="url", desc="check", disable=args.no_progress) as bar:
-
-            def on_progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            summary = check_images(
-                engine,
-                mode=args.mode,
-                stale_after=args.stale_after,
-                concurrency=args.concurrency,
-                on_progress=on_progress,
-            )
+        with progress_bar("check", "url", enabled=not args.no_progress) as on_progress:
+            summary = check_images(engine, options, on_progress=on_progress)
     finally:
         engine.dispose()
     print(summary.describe())

@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from store.capture.writer import insert_calls
 from store.cli import main
-from store.expiry import check, check_images, signed_expiry
-from store.expiry.check import IMAGES, SIGNATURE_EXPIRED, backoff, select_rows
+from store.expiry import CheckOptions, check, check_images, signed_expiry
+from store.expiry.check import IMAGES, SIGNATURE_EXPIRED, backoff
 from store.schema.db import make_engine
 from store.schema.models import utcnow
 from store.schema.records import CallRecord, ImageRecord
@@ -66,7 +66,7 @@ def test_each_url_is_marked_by_what_its_host_answers(engine, host):
         host.plain_url("slow/3", "a.png"),
     )
 
-    summary = check_images(engine, mode="all", timeout=1.5, fetch_thumbnails=False)
+    summary = check_images(engine, CheckOptions(mode="all", timeout=1.5, fetch_thumbnails=False))
 
     rows = rows_by_id(engine, ids)
     assert [(r.url_state, r.last_http_status, r.check_failures) for r in rows] == [
@@ -97,7 +97,7 @@ def test_a_host_that_refuses_an_expired_signature_is_recorded_with_its_error_cod
     )
 
     # Checked "as of" three hours ago, the signatures still look valid: the host must say no.
-    summary = check_images(engine, mode="all", now=now - 3 * HOUR)
+    summary = check_images(engine, CheckOptions(mode="all", now=now - 3 * HOUR))
 
     rows = rows_by_id(engine, ids)
     assert [(r.url_state, r.last_http_status, r.last_error_code) for r in rows] == [
@@ -119,7 +119,7 @@ def test_expired_signed_url_is_marked_without_network(engine, host):
         created_at=now - 2 * HOUR,
     )
 
-    summary = check_images(engine, mode="due")
+    summary = check_images(engine, CheckOptions(mode="due"))
 
     rows = rows_by_id(engine, ids)
     assert [(r.url_state, r.last_error_code, r.last_http_status) for r in rows] == [
@@ -139,7 +139,7 @@ def test_a_transient_failure_never_turns_a_live_url_expired(engine, host):
         created_at=now - 2 * HOUR,
     )
 
-    check_images(engine, mode="all", timeout=1.5)
+    check_images(engine, CheckOptions(mode="all", timeout=1.5))
 
     rows = rows_by_id(engine, ids)
     assert [r.url_state for r in rows] == ["unknown"] * 4 + ["expired"]
@@ -150,7 +150,7 @@ def test_a_failing_url_waits_out_its_backoff_then_recovers(engine, host):
     ids = add_images(engine, host.plain_url("flaky/1", "a.png"), created_at=utcnow() - 7 * HOUR)
 
     def check_due(now: datetime | None = None):
-        return check_images(engine, mode="due", now=now, fetch_thumbnails=False)
+        return check_images(engine, CheckOptions(mode="due", now=now, fetch_thumbnails=False))
 
     first = check_due()
     too_soon = check_due(utcnow() + backoff(1) - timedelta(minutes=1))
@@ -163,7 +163,7 @@ def test_a_failing_url_waits_out_its_backoff_then_recovers(engine, host):
     assert (row.url_state, row.check_failures, row.last_http_status) == ("live", 0, 206)
 
 
-def test_due_selects_lapsed_stale_and_retryable_urls_only(engine, host):
+def test_due_checks_lapsed_stale_and_retryable_urls_only(engine, host):
     now = utcnow()
     url = host.plain_url("live", "a.png")
     recent, old = now - timedelta(minutes=10), now - 7 * HOUR
@@ -195,17 +195,25 @@ def test_due_selects_lapsed_stale_and_retryable_urls_only(engine, host):
     )
     set_columns(engine, retry_waiting, check_failures=2)  # backoff(2) is 10 min
     set_columns(engine, retry_ready, check_failures=2)
+    everything = [*fresh, live_ok, lapsed, lapsed_checked_since, stale, expired, b64]
+    everything += [retry_waiting, retry_ready, never_checked_old]
+    before = {row.id: row.last_checked_at for row in rows_by_id(engine, everything)}
 
-    due = {row.id for row in select_rows(engine, "due", None, STALE, now)}
+    summary = check_images(
+        engine, CheckOptions(mode="due", stale_after=STALE, now=now, fetch_thumbnails=False)
+    )
 
+    after = {row.id: row.last_checked_at for row in rows_by_id(engine, everything)}
+    due = {image_id for image_id in everything if after[image_id] != before[image_id]}
     assert due == {lapsed, stale, retry_ready, never_checked_old}
+    assert summary.checked == len(host.requests) == 4
     assert not due & {*fresh, live_ok, lapsed_checked_since, expired, b64, retry_waiting}
 
 
 def test_check_all_with_image_ids_checks_exactly_those(engine, host):
     ids = add_images(engine, *[host.plain_url("live", f"{i}.png") for i in range(4)])
 
-    summary = check_images(engine, image_ids=ids[1:3], fetch_thumbnails=False)
+    summary = check_images(engine, CheckOptions(image_ids=ids[1:3], fetch_thumbnails=False))
 
     rows = rows_by_id(engine, ids)
     assert [r.url_state for r in rows] == ["unknown", "live", "live", "unknown"]
@@ -215,7 +223,7 @@ def test_check_all_with_image_ids_checks_exactly_those(engine, host):
 def test_a_live_url_without_thumbnail_gets_one_fetched_now(engine, host):
     ids = add_images(engine, host.plain_url("live", "a.png"), host.plain_url("gone", "b.png"))
 
-    summary = check_images(engine, mode="all")
+    summary = check_images(engine, CheckOptions(mode="all"))
 
     live, gone = rows_by_id(engine, ids)
     assert live.thumbnail is not None and live.thumbnail[:4] == b"RIFF"  # WebP
@@ -228,10 +236,12 @@ def test_many_urls_are_read_in_pages_written_in_batches_with_progress(engine, ho
     monkeypatch.setattr(check, "PAGE_SIZE", 100)  # 12 pages
     kinds = ["live", "gone"] * 600
     ids = add_images(engine, *[host.plain_url(kind, f"{i}.png") for i, kind in enumerate(kinds)])
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[int, int | None]] = []
 
     summary = check_images(
-        engine, mode="all", fetch_thumbnails=False, on_progress=lambda d, t: calls.append((d, t))
+        engine,
+        CheckOptions(mode="all", fetch_thumbnails=False),
+        on_progress=lambda done, total: calls.append((done, total)),
     )
 
     rows = rows_by_id(engine, ids)
@@ -250,7 +260,7 @@ def test_the_summary_reads_as_one_line(engine, host):
         host.azure_url("c.png", expires_at=now - HOUR),
     )
 
-    text = check_images(engine, mode="all", fetch_thumbnails=False).describe()
+    text = check_images(engine, CheckOptions(mode="all", fetch_thumbnails=False)).describe()
 
     assert text.startswith("Checked 3 URLs in ")
     assert "1 expired, 1 live, 1 unknown" in text
@@ -258,9 +268,9 @@ def test_the_summary_reads_as_one_line(engine, host):
     assert "1 failed transiently (retried later)" in text
 
 
-def test_an_unknown_mode_is_refused(engine):
+def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode"):
-        check_images(engine, mode="some")
+        CheckOptions(mode="some")  # type: ignore[arg-type]  # the wrong value is the test
 
 
 def test_after_the_demo_check_due_marks_exactly_its_lapsed_signed_urls_offline(engine):
@@ -278,7 +288,8 @@ def test_after_the_demo_check_due_marks_exactly_its_lapsed_signed_urls_offline(e
     }
 
     # A year's staleness: only what lapsed is due, so nothing needs the (absent) network.
-    summary = check_images(engine, mode="due", stale_after=timedelta(days=365), now=now)
+    options = CheckOptions(mode="due", stale_after=timedelta(days=365), now=now)
+    summary = check_images(engine, options)
 
     with engine.connect() as connection:
         after = {row.id: row.url_state for row in connection.execute(select(IMAGES))}

@@ -109,6 +109,16 @@ def test_import_reads_standard_input(db_url, engine):
 
     assert result.returncode == 0, result.stderr
     assert calls_in(engine) == 2
+    assert "import: " in result.stderr and "B [" in result.stderr  # bytes read, no total
+
+
+def test_progress_bars_are_drawn_on_stderr_from_the_librarys_callbacks(db_url, capsys):
+    exit_code = main(["--database-url", db_url, "demo", "--count", "30"])
+
+    captured = capsys.readouterr()
+    assert exit_code == 0
+    assert "demo: 100%" in captured.err and "30/30" in captured.err
+    assert captured.out.startswith("demo: 30 new calls")
 
 
 def test_export_jsonl_to_stdout_reads_back_with_import(engine, db_url, tmp_path, capsys):

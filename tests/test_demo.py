@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from store.expiry import check_images, predict_expiry
+from store.expiry import CheckOptions, check_images, predict_expiry
 from store.expiry.check import DEFAULT_STALE_AFTER
 from store.schema.models import Generation, Image
 from store.transfer.demo import (
@@ -172,9 +172,8 @@ def test_check_due_marks_exactly_the_lapsed_signed_urls_expired_without_network(
         if row.id in lapsed or row.last_checked_at > NOW - DEFAULT_STALE_AFTER
     ]
 
-    summary = check_images(
-        engine, mode="due", image_ids=fresh_or_lapsed, now=NOW, fetch_thumbnails=False
-    )
+    options = CheckOptions(mode="due", image_ids=fresh_or_lapsed, now=NOW, fetch_thumbnails=False)
+    summary = check_images(engine, options)
 
     expired = {row.id for row in images(engine) if row.url_state == "expired"}
     assert expired == lapsed
@@ -220,6 +219,20 @@ def test_the_image_pool_is_bounded_by_sizes_and_formats_not_by_calls():
 
     assert made > 2500
     assert len(generator.pool) <= 2 * len(keys)
+
+
+def test_the_demo_reports_the_calls_written_after_each_batch(engine):
+    progress: list[tuple[int, int | None]] = []
+
+    load_demo(
+        engine,
+        count=25,
+        now=NOW,
+        batch_size=10,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
+
+    assert progress == [(0, 25), (10, 25), (20, 25), (25, 25)]
 
 
 def test_zero_calls_write_nothing_and_a_negative_count_is_refused(engine):

@@ -132,6 +132,18 @@ def test_batches_of_any_size_import_every_line(engine, tmp_path):
     assert count(engine) == 7
 
 
+def test_import_reports_the_bytes_read_up_to_the_files_size(engine, tmp_path):
+    path = write(tmp_path, [line(rid(n)) for n in range(1, 6)])
+    progress: list[tuple[int, int | None]] = []
+
+    import_jsonl(engine, path, on_progress=lambda done, total: progress.append((done, total)))
+
+    size = path.stat().st_size
+    assert progress[0] == (0, size) and progress[-1] == (size, size)
+    assert len(progress) == 6  # the start, then one report per line
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+
+
 def test_a_b64_image_becomes_an_image_row_without_url(engine, tmp_path):
     b64 = base64.b64encode(PNG_1PX).decode()
     path = write(tmp_path, [line(rid(1), model="gpt-image-1", images=[{"b64_json": b64}])])

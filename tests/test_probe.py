@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from store.expiry.probe import Prober, interleave_by_host, probe_urls
+from store.expiry.probe import Prober, ProbeResult, interleave_by_host
 from store.media.url_answers import classify_answer, url_state_for
 from store.schema.models import UrlState
 
@@ -16,8 +17,20 @@ NOW = datetime.now(UTC)
 HOUR = timedelta(hours=1)
 
 
-def probe(*urls: str, **options: float) -> list:
-    return asyncio.run(probe_urls(list(urls), **options))
+def probe(*urls: str, **options: Any) -> list[ProbeResult]:
+    """Probe `urls` the way `check_images` does (`Prober.probe_many` over (item, url) pairs
+    interleaved by host); each result goes back to its URL's place by the item it came with."""
+
+    async def pairs():
+        for pair in interleave_by_host(list(enumerate(urls))):
+            yield pair
+
+    async def run() -> dict[int, ProbeResult]:
+        async with Prober(**options) as prober:
+            return {index: result async for index, result in prober.probe_many(pairs())}
+
+    found = asyncio.run(run())
+    return [found[index] for index in range(len(urls))]
 
 
 # --- classify_answer: the plain function ------------------------------------------------------
@@ -222,7 +235,7 @@ def test_probes_never_exceed_the_overall_concurrency(host):
     assert host.max_in_flight["/slow/0.2"] == 4
 
 
-def test_results_come_back_in_the_order_of_the_urls(host):
+def test_each_result_comes_back_with_the_item_it_was_probed_for(host):
     urls = [host.plain_url("live", "a.png"), host.plain_url("gone", "b.png")] * 20
 
     results = probe(*urls, concurrency=7)

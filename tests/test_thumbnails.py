@@ -1,32 +1,17 @@
-"""Thumbnails from bytes, and downloads from the loopback image host: what comes out for good
-images, and the clear error for every kind of bad input."""
+"""Thumbnails from bytes: what comes out for good images, and the clear error for every kind
+of bad input."""
 
 from __future__ import annotations
 
 import hashlib
 from io import BytesIO
 
-import httpx
 import pytest
 from PIL import Image
 
-from store.media.thumbnails import (
-    MAX_IMAGE_PIXELS,
-    THUMBNAIL_SIDE,
-    FetchError,
-    ImageError,
-    fetch_image,
-    make_client,
-    make_thumbnail,
-)
-from store.schema.models import UrlState
+from store.media.thumbnails import MAX_IMAGE_PIXELS, THUMBNAIL_SIDE, ImageError, make_thumbnail
+from store.schema.models import IMAGES
 from tests.standins.image_host import draw_image, png_header_only
-
-
-@pytest.fixture
-def client():
-    with make_client() as client:
-        yield client
 
 
 @pytest.mark.parametrize(
@@ -105,86 +90,18 @@ def test_image_over_the_pixel_limit_is_refused_before_decoding():
         make_thumbnail(png_header_only(side, side))
 
 
-def test_fetch_returns_the_bytes_and_content_type(client, image_host):
-    url = image_host.url("/img/fetch.jpg?w=300&h=200")
+def test_the_facts_map_onto_images_columns_of_the_same_names():
+    data = draw_image(64, 48, "png")
+    facts = make_thumbnail(data)
 
-    fetched = fetch_image(client, url)
+    columns = facts.columns()
 
-    assert fetched.data == draw_image(300, 200, "jpg")
-    assert (fetched.status, fetched.content_type) == (200, "image/jpeg")
-
-
-def test_fetch_follows_a_redirect(client, image_host):
-    url = image_host.url("/redirect?to=/img/moved.png%3Fw%3D50%26h%3D50")
-
-    fetched = fetch_image(client, url)
-
-    assert fetched.data == draw_image(50, 50, "png")
-
-
-@pytest.mark.parametrize(
-    ("path", "status", "code", "state"),
-    [
-        ("/status/403?style=azure", 403, "AuthenticationFailed", UrlState.expired),
-        ("/status/404?style=azure", 404, "BlobNotFound", UrlState.expired),
-        ("/status/403?style=s3", 403, "AccessDenied", UrlState.expired),
-        ("/status/400?style=s3", 400, "ExpiredToken", UrlState.expired),
-        ("/status/410?style=plain", 410, None, UrlState.expired),
-        ("/status/503?style=azure", 503, "ServerBusy", UrlState.unknown),
-        ("/status/429?style=plain", 429, None, UrlState.unknown),
-    ],
-)
-def test_fetch_error_carries_the_status_the_hosts_code_and_what_it_proves(
-    client, image_host, path, status, code, state
-):
-    with pytest.raises(FetchError) as raised:
-        fetch_image(client, image_host.url(path))
-
-    assert (raised.value.status, raised.value.error_code) == (status, code)
-    assert raised.value.url_state is state
-    assert str(raised.value).startswith(f"HTTP {status}")
-
-
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.png", "data:,x"])
-def test_fetch_refuses_urls_that_are_not_http(client, url):
-    with pytest.raises(FetchError, match="refused URL scheme"):
-        fetch_image(client, url)
-
-
-def test_fetch_refuses_a_declared_size_over_the_limit_without_reading_it(client, image_host):
-    url = image_host.url("/big?bytes=5000000&declare=1")
-
-    with pytest.raises(FetchError, match="Content-Length 5000000 is over the 1000000 byte limit"):
-        fetch_image(client, url, max_bytes=1_000_000)
-
-
-def test_fetch_stops_an_undeclared_download_at_the_limit(client, image_host):
-    url = image_host.url("/big?bytes=5000000")
-
-    with pytest.raises(FetchError, match="download stopped: over the 1000000 byte limit"):
-        fetch_image(client, url, max_bytes=1_000_000)
-
-
-def test_fetch_of_a_stalled_host_times_out(image_host):
-    with (
-        httpx.Client(timeout=httpx.Timeout(5.0, read=0.3)) as client,
-        pytest.raises(FetchError, match="timed out") as raised,
-    ):
-        fetch_image(client, image_host.url("/slow?seconds=3"))
-
-    assert (raised.value.status, raised.value.url_state) == (None, UrlState.unknown)
-
-
-def test_fetch_of_a_trickling_host_stops_at_the_deadline(client, image_host):
-    url = image_host.url("/trickle?bytes=200&interval=0.05")
-
-    with pytest.raises(FetchError, match=r"slower than 0\.3 s"):
-        fetch_image(client, url, deadline_seconds=0.3)
-
-
-def test_fetch_of_a_reset_connection_is_a_fetch_error_without_status(client, image_host):
-    with pytest.raises(FetchError, match="download failed") as raised:
-        fetch_image(client, image_host.url("/reset"))
-
-    assert (raised.value.status, raised.value.url_state) == (None, UrlState.unknown)
-    assert raised.value.error_code in ("RemoteProtocolError", "ReadError", "ConnectError")
+    assert set(columns) <= set(IMAGES.columns.keys())
+    assert columns == {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "width": 64,
+        "height": 48,
+        "format": "png",
+        "byte_size": len(data),
+        "thumbnail": facts.thumbnail,
+    }

@@ -12,7 +12,7 @@ import streamlit as st
 from components import data
 
 from store import queries
-from store.expiry.check import check_images
+from store.expiry.check import CheckOptions, check_images
 from store.queries import LogFilter
 
 #: Images probed per click, newest first.
@@ -40,10 +40,12 @@ def button(flt: LogFilter, container=st) -> None:
         return
     bar = container.progress(0.0, text=f"Checking {len(ids):,} URLs…")
 
-    def on_progress(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} URLs")
+    def on_progress(done: int, total: int | None) -> None:
+        bar.progress(
+            done / total if total else 1.0, text=f"Checked {done:,} of {total or 0:,} URLs"
+        )
 
-    result = check_images(engine, image_ids=ids, on_progress=on_progress)
+    result = check_images(engine, CheckOptions(image_ids=ids), on_progress=on_progress)
     st.session_state[RESULT] = result.describe()
     data.refresh()
     st.rerun()

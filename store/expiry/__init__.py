@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from store.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from store.expiry.check import CheckSummary, check_images, check_images_async
+    from store.expiry.check import CheckOptions, CheckSummary, check_images, check_images_async
     from store.expiry.describe import describe_url_state
     from store.expiry.predict import predict_expiry
     from store.expiry.prediction import PROVIDER_LIFETIME, Prediction
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROVIDER_LIFETIME",
+    "CheckOptions",
     "CheckSummary",
     "Prediction",
     "check_images",
@@ -34,7 +35,12 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "store.expiry.check": ["CheckSummary", "check_images", "check_images_async"],
+        "store.expiry.check": [
+            "CheckOptions",
+            "CheckSummary",
+            "check_images",
+            "check_images_async",
+        ],
         "store.expiry.describe": ["describe_url_state"],
         "store.expiry.predict": ["predict_expiry"],
         "store.expiry.prediction": ["PROVIDER_LIFETIME", "Prediction"],

@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,9 +37,9 @@ from store.expiry.probe import (
     interleave_by_host,
 )
 from store.expiry.signed_urls import signed_expiry
-from store.media.thumbnail_worker import process_image, store_image_facts
-from store.media.thumbnails import make_client
+from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
+from store.schema.progress import Progress, no_progress
 
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 BACKOFF_FIRST = timedelta(minutes=5)
@@ -55,7 +54,6 @@ PAGE_SIZE = 5000
 THUMBNAIL_WORKERS = 4
 
 Mode = Literal["due", "all"]
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -93,64 +91,50 @@ def backoff(failures: int) -> timedelta:
     return min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
 
 
+@dataclass(frozen=True)
+class CheckOptions:
+    """What a check run probes and how; `check_images` and `check_images_async` both take it.
+
+    `mode` "due" picks the URLs that need a check, "all" every URL; it defaults to "all" when
+    `image_ids` are given (the dashboard's "Check URLs now" on what the user is looking at) and
+    to "due" otherwise. `now` fixes the clock for selection and for signed expiries (tests; a
+    report "as of"). `fetch_thumbnails` saves a thumbnail for each live URL that has none.
+    """
+
+    mode: Mode | None = None
+    image_ids: Sequence[int] | None = None
+    stale_after: timedelta = DEFAULT_STALE_AFTER
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = DEFAULT_PER_HOST
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    fetch_thumbnails: bool = True
+    archive_dir: Path | None = None
+    now: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in (None, "due", "all"):
+            raise ValueError(f"mode must be 'due' or 'all', not {self.mode!r}")
+
+    @property
+    def chosen_mode(self) -> Mode:
+        return self.mode or ("all" if self.image_ids is not None else "due")
+
+
 def check_images(
-    engine: Engine,
-    *,
-    mode: Mode | None = None,
-    image_ids: Sequence[int] | None = None,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    per_host: int = DEFAULT_PER_HOST,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
-    on_progress: Progress | None = None,
-    fetch_thumbnails: bool = True,
-    archive_dir: Path | None = None,
-    now: datetime | None = None,
+    engine: Engine, options: CheckOptions | None = None, *, on_progress: Progress | None = None
 ) -> CheckSummary:
     """Check image URLs and update their rows; see `check_images_async`."""
-    return asyncio.run(
-        check_images_async(
-            engine,
-            mode=mode,
-            image_ids=image_ids,
-            stale_after=stale_after,
-            concurrency=concurrency,
-            per_host=per_host,
-            timeout=timeout,
-            on_progress=on_progress,
-            fetch_thumbnails=fetch_thumbnails,
-            archive_dir=archive_dir,
-            now=now,
-        )
-    )
+    return asyncio.run(check_images_async(engine, options, on_progress=on_progress))
 
 
 async def check_images_async(
-    engine: Engine,
-    *,
-    mode: Mode | None = None,
-    image_ids: Sequence[int] | None = None,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    per_host: int = DEFAULT_PER_HOST,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
-    on_progress: Progress | None = None,
-    fetch_thumbnails: bool = True,
-    archive_dir: Path | None = None,
-    now: datetime | None = None,
+    engine: Engine, options: CheckOptions | None = None, *, on_progress: Progress | None = None
 ) -> CheckSummary:
-    """Check the due URLs (mode "due"), or every URL (mode "all"), optionally only `image_ids`.
-
-    `mode` defaults to "all" when `image_ids` are given (the dashboard's "Check URLs now" on
-    what the user is looking at) and to "due" otherwise. `now` fixes the clock for selection
-    and for signed expiries (tests; a report "as of").
-    """
+    """Check the URLs `options` selects (default: the due ones) and update their rows."""
+    options = options or CheckOptions()
     started = time.perf_counter()
-    now = now or utcnow()
-    mode = mode or ("all" if image_ids is not None else "due")
-    if mode not in ("due", "all"):
-        raise ValueError(f"mode must be 'due' or 'all', not {mode!r}")
-    chosen = selections(mode, image_ids, stale_after, now)
+    now = options.now or utcnow()
+    chosen = selections(options.chosen_mode, options.image_ids, options.stale_after, now)
     run = _Run(engine, await asyncio.to_thread(count_rows, engine, chosen), on_progress)
     if run.summary.checked == 0:
         run.summary.seconds = time.perf_counter() - started
@@ -175,7 +159,9 @@ async def check_images_async(
                     yield pair
 
     need_thumbnail: list[Row] = []
-    async with Prober(concurrency=concurrency, per_host=per_host, timeout=timeout) as prober:
+    async with Prober(
+        concurrency=options.concurrency, per_host=options.per_host, timeout=options.timeout
+    ) as prober:
         async for row, result in prober.probe_many(to_probe()):
             update_row = _after_probe(row, result)
             run.record(row, update_row)
@@ -184,9 +170,9 @@ async def check_images_async(
             if len(run.pending) >= WRITE_BATCH:
                 await run.flush()
     await run.flush()
-    if fetch_thumbnails and need_thumbnail:
+    if options.fetch_thumbnails and need_thumbnail:
         run.summary.thumbnails = await asyncio.to_thread(
-            save_thumbnails, engine, need_thumbnail, archive_dir
+            save_thumbnails, engine, need_thumbnail, options.archive_dir
         )
     run.summary.checked = run.done  # rows may have left the selection since it was counted
     run.summary.seconds = time.perf_counter() - started
@@ -201,7 +187,7 @@ class _Run:
         self.summary = CheckSummary(checked=total)
         self.pending: list[dict[str, Any]] = []
         self.done = 0
-        self.on_progress = on_progress or (lambda done, total: None)
+        self.on_progress = on_progress or no_progress
         self.on_progress(0, total)
 
     def record(self, row: Row, update_row: dict[str, Any]) -> None:
@@ -264,21 +250,6 @@ def count_rows(engine: Engine, chosen: Sequence[Selection]) -> int:
             ).scalar_one()
             for one in chosen
         )
-
-
-def select_rows(
-    engine: Engine,
-    mode: Mode,
-    image_ids: Sequence[int] | None,
-    stale_after: timedelta,
-    now: datetime,
-) -> list[Row]:
-    """Every row a check would take, in id order (for tests and dry runs)."""
-    rows: list[Row] = []
-    for selection in selections(mode, image_ids, stale_after, now):
-        for page in _pages_of(engine, selection):
-            rows.extend(page)
-    return rows
 
 
 async def _pages(engine: Engine, selection: Selection) -> AsyncIterator[list[Row]]:
@@ -405,12 +376,7 @@ def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
 
 
 def save_thumbnails(engine: Engine, rows: Sequence[Row], archive_dir: Path | None) -> int:
-    """Fetch and store thumbnails for live URLs that have none (the thumbnail worker's code)."""
-    with make_client() as client, ThreadPoolExecutor(THUMBNAIL_WORKERS) as pool:
-
-        def fetch(row: Row) -> bool:
-            outcome = process_image(client, row.url, None, archive_dir=archive_dir)
-            store_image_facts(engine, row.generation_id, row.position, outcome)
-            return outcome.facts is not None
-
-        return sum(pool.map(fetch, rows))
+    """Save thumbnails for live URLs that have none, down the thumbnail worker's own path."""
+    with ThumbnailWorker(engine, archive_dir=archive_dir, workers=THUMBNAIL_WORKERS) as worker:
+        images = ((row.generation_id, row.position, row.url) for row in rows)
+        return sum(outcome.facts is not None for outcome in worker.save_all(images))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import zip_longest
@@ -203,22 +203,6 @@ class Prober:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-
-
-async def probe_urls(urls: Sequence[str], **options: int | float) -> list[ProbeResult]:
-    """Probe `urls` and return their results in the same order (options: see `Prober`)."""
-    found: list[ProbeResult | None] = [None] * len(urls)
-    async with Prober(**options) as prober:  # type: ignore[arg-type]
-        pairs = interleave_by_host(list(enumerate(urls)))
-        async for index, result in prober.probe_many(as_async(pairs)):
-            found[index] = result
-    return found  # type: ignore[return-value]
-
-
-async def as_async(items: Iterable[T]) -> AsyncIterator[T]:
-    """An iterable as the async iterator `Prober.probe_many` takes."""
-    for item in items:
-        yield item
 
 
 async def _read_prefix(response: httpx.Response, limit: int) -> bytes:

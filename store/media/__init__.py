@@ -1,2 +1,4 @@
-"""Images: fetching them from their hosts, reading a host's answer, thumbnails and the
-background worker that makes them while a URL still lives."""
+"""Images, one module per job: `fetch` downloads (capped, timed), `thumbnails` decodes and
+encodes, `url_answers` reads what a host's answer proves about a URL, `saving` is the one path
+from an image to its stored row, `thumbnail_worker` runs that path on a pool (in the background
+for the recorder), and `retry` is `imagelog thumbnails`. Nothing here imports the layers above."""

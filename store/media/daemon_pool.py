@@ -4,7 +4,8 @@ A `concurrent.futures` pool stops taking work as soon as the interpreter starts 
 any `atexit` handler runs (its threads are joined first). The recorder drains its queue in an
 `atexit` handler and hands the last images to the thumbnail worker then, so that worker runs
 on this pool instead: daemon threads are not joined at exit, and serve until `shutdown()`.
-Its `submit` and `shutdown` take what `ThreadPoolExecutor`'s do; `submit` returns nothing.
+Its `submit`, `map` and `shutdown` take what `ThreadPoolExecutor`'s do; `submit` returns
+nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class DaemonPool:
@@ -41,6 +46,16 @@ class DaemonPool:
                 raise RuntimeError("cannot submit to a pool that is shut down")
             self._jobs.put(functools.partial(fn, *args))
 
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """Run `fn` on every item on the pool (all queued at once); yield the results in the
+        items' order as they come, re-raising a job's exception at its turn."""
+        futures: list[Future[R]] = []
+        for item in items:
+            future: Future[R] = Future()
+            self.submit(_settle, future, fn, item)
+            futures.append(future)
+        return (future.result() for future in futures)
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the threads after the queued jobs (dropped instead with `cancel_futures`);
         `wait`: until the threads have finished."""
@@ -64,3 +79,10 @@ class DaemonPool:
                 job()
             except Exception:  # a failed job must not take its thread with it
                 log.exception("background job failed")
+
+
+def _settle(future: Future[R], fn: Callable[[T], R], item: T) -> None:
+    try:
+        future.set_result(fn(item))
+    except BaseException as exc:  # the caller of map() sees it, at this item's turn
+        future.set_exception(exc)

@@ -1,29 +1,21 @@
-"""Download an image and turn its bytes into the facts the log keeps: sha256, size, format and
-a small WebP thumbnail.
+"""Turn an image's bytes into the facts the log keeps: sha256, size, format and a small WebP
+thumbnail.
 
 The thumbnail is what survives the provider: hosted URLs die within the hour, so the log keeps
-a <= 256 px WebP (a few KB) that the dashboard can show forever. Everything here treats its
-input as hostile, because an image URL can point anywhere and a b64 payload can hold anything:
-only http/https, connect/read timeouts plus an overall deadline (a host trickling one byte at a
-time defeats a read timeout alone), a hard cap on the download while it streams, a pixel limit
-checked from the header before any pixel is decoded (a decompression bomb is a tiny file that
-decodes to gigabytes), and only the raster formats providers actually serve (so an "image"
-never reaches Pillow's EPS plugin and Ghostscript).
+a <= 256 px WebP (a few KB) that the dashboard can show forever. The bytes are treated as
+hostile, because a b64 payload or a download can hold anything: a pixel limit checked from the
+header before any pixel is decoded (a decompression bomb is a tiny file that decodes to
+gigabytes), and only the raster formats providers actually serve (so an "image" never reaches
+Pillow's EPS plugin and Ghostscript).
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from io import BytesIO
-from urllib.parse import urlsplit
 
-import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-from store.media.url_answers import ERROR_BODY_BYTES, classify_answer, classify_failure
-from store.schema.models import UrlState
 
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIDE = 256
@@ -34,41 +26,12 @@ THUMBNAIL_TARGET_BYTES = 16 * 1024
 #: Images larger than this are refused before decoding: 64 MP is 4x a 4096x4096 render, well
 #: below Pillow's own guard (89 MP warns, 179 MP raises), which stays on as a second line.
 MAX_IMAGE_PIXELS = 64_000_000
-#: A full-size PNG of a 4096x4096 render is ~30 MB; anything larger is not a generated image.
-DEFAULT_MAX_BYTES = 40 * 1024 * 1024
-#: Connect fast or give up (the URL is probed again later); reads may be slow on a big PNG.
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=10.0)
-#: The whole download, however the bytes trickle in.
-DEFAULT_DEADLINE_SECONDS = 60.0
 #: Only the formats image APIs serve; each one is decoded by Pillow's own code, no helpers.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "AVIF", "BMP", "TIFF")
 
 
 class ImageError(ValueError):
     """The bytes are not an image we can (or should) decode; the message says which case."""
-
-
-class FetchError(Exception):
-    """A download that did not yield the image's bytes.
-
-    `status` is the HTTP status when the host answered (None for timeouts, resets and refused
-    URLs); `error_code` is the host's own code when it gave one (Azure `x-ms-error-code`,
-    S3/GCS XML `<Code>`), else the failure's name; `url_state` is what the answer proves about
-    the URL, classified exactly as the URL probe does (only a definite answer is `expired`).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        url_state: UrlState = UrlState.unknown,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.error_code = error_code
-        self.url_state = url_state
 
 
 @dataclass(frozen=True)
@@ -82,13 +45,10 @@ class ImageFacts:
     byte_size: int
     thumbnail: bytes  # WebP, longest side <= THUMBNAIL_SIDE
 
-
-@dataclass(frozen=True)
-class FetchedImage:
-    url: str
-    status: int
-    content_type: str | None
-    data: bytes
+    def columns(self) -> dict[str, object]:
+        """The facts as `images` columns: each field is named after the column it fills, so
+        this is the one mapping from facts to a row (or to an ImageRecord's same-named fields)."""
+        return dict(vars(self))  # not dataclasses.asdict: no deep copy (the demo calls it a lot)
 
 
 def make_thumbnail(data: bytes) -> ImageFacts:
@@ -153,78 +113,3 @@ def _sniff(data: bytes) -> str:
     if head.startswith((b"{", b"[")):
         return "JSON"
     return "unrecognised bytes"
-
-
-def make_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Client:
-    """The client the worker downloads with: timeouts set, redirects followed (CDNs redirect)."""
-    return httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5)
-
-
-def fetch_image(
-    client: httpx.Client,
-    url: str,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-) -> FetchedImage:
-    """GET `url` and return its bytes, never more than `max_bytes`; raises FetchError otherwise."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise FetchError(f"refused URL scheme {scheme or '(none)'!r}: only http and https")
-    started = time.monotonic()
-    try:
-        with client.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise _error_from(response)
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(
-                    f"download refused: Content-Length {declared} "
-                    f"is over the {max_bytes} byte limit",
-                    status=response.status_code,
-                )
-            chunks: list[bytes] = []
-            received = 0
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise FetchError(
-                        f"download stopped: over the {max_bytes} byte limit",
-                        status=response.status_code,
-                    )
-                if time.monotonic() - started > deadline_seconds:
-                    raise FetchError(f"download stopped: slower than {deadline_seconds:g} s")
-                chunks.append(chunk)
-            return FetchedImage(
-                url=url,
-                status=response.status_code,
-                content_type=response.headers.get("content-type"),
-                data=b"".join(chunks),
-            )
-    except httpx.TimeoutException as exc:
-        raise FetchError(
-            f"timed out ({type(exc).__name__})", error_code=classify_failure(exc)
-        ) from exc
-    except httpx.HTTPError as exc:  # resets, refused connections, broken chunking, redirects
-        raise FetchError(
-            f"download failed: {type(exc).__name__}: {exc}", error_code=classify_failure(exc)
-        ) from exc
-
-
-def _error_from(response: httpx.Response) -> FetchError:
-    """A FetchError for a non-200 answer, classified as the URL probe classifies its answers."""
-    # Read a bounded piece of the body even when a header has the code: an error body read to
-    # its end lets the connection be reused instead of reset.
-    body = b""
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) >= ERROR_BODY_BYTES:
-            break
-    state, code = classify_answer(response.status_code, response.headers, body[:ERROR_BODY_BYTES])
-    detail = f" {code}" if code else ""
-    return FetchError(
-        f"HTTP {response.status_code}{detail} from {response.url.host}",
-        status=response.status_code,
-        error_code=code,
-        url_state=state,
-    )

@@ -1,7 +1,7 @@
 """What an image host's answer proves about a hosted URL: live, expired, or nothing (unknown).
 
 Two parts of the store learn this: the URL probe (`store.expiry.probe`, a one-byte GET) and the
-thumbnail download (`store.media.thumbnails`, the whole image), which doubles as the URL's
+thumbnail download (`store.media.fetch`, the whole image), which doubles as the URL's
 first probe. Both classify with these functions, so a download and a probe can never disagree
 about the same answer. The module sits below both (it needs only `store.schema.models`), so
 neither imports the other.

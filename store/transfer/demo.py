@@ -33,11 +33,11 @@ from PIL import Image, ImageDraw
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine, func, select
-from tqdm import tqdm
 
 from store.capture.writer import GENERATIONS, insert_calls
 from store.media.thumbnails import ImageFacts, make_thumbnail
 from store.schema.models import Status, UrlState, utcnow
+from store.schema.progress import Progress, no_progress
 from store.schema.records import CallRecord, ImageRecord
 
 DEMO_DAYS = 14
@@ -68,7 +68,7 @@ class ModelSpec:
     model: str
     weight: float  # share of calls
     sizes: tuple[str, ...]
-    latency_s: Mapping[str | None, tuple[float, float]]  # by quality: typical (low, high)
+    latency_s: Latencies  # by quality: typical (low, high)
     delivery: str  # a key of URL_MAKERS, or "b64"
     image_format: str  # PNG / JPEG / WEBP, as the provider returns it
     errors: str  # a key of ERROR_MAKERS
@@ -88,9 +88,11 @@ _SQUARE_WIDE_TALL_DALLE3 = ("1024x1024", "1792x1024", "1024x1792")
 _SQUARE_WIDE_TALL_GPT = ("1024x1024", "1536x1024", "1024x1536")
 _SQUARE_WIDE_TALL_FLUX = ("1024x1024", "1344x768", "768x1344")
 _SQUARE_WIDE_TALL_IMAGEN = ("1024x1024", "1408x768", "768x1408")
-_GPT_IMAGE_LATENCY = {"low": (8, 15), "medium": (15, 30), "high": (30, 60)}
-_GPT_IMAGE_MINI_LATENCY = {"low": (4, 8), "medium": (7, 15), "high": (15, 30)}
-_DALLE3_LATENCY = {"standard": (10, 16), "hd": (14, 22)}
+#: Seconds by quality (None: any); Mapping is invariant in its key, hence the annotation.
+Latencies = Mapping[str | None, tuple[float, float]]
+_GPT_IMAGE_LATENCY: Latencies = {"low": (8, 15), "medium": (15, 30), "high": (30, 60)}
+_GPT_IMAGE_MINI_LATENCY: Latencies = {"low": (4, 8), "medium": (7, 15), "high": (15, 30)}
+_DALLE3_LATENCY: Latencies = {"standard": (10, 16), "hd": (14, 22)}
 
 CATALOGUE: tuple[ModelSpec, ...] = (
     ModelSpec("openai", "dall-e-3", 0.14, _SQUARE_WIDE_TALL_DALLE3, _DALLE3_LATENCY,
@@ -798,15 +800,7 @@ class DemoGenerator:
         images = []
         for position in range(n):
             facts = self.pool.facts(width, height, spec.image_format)
-            image: dict[str, Any] = {
-                **_IMAGE_DEFAULTS,
-                "sha256": facts.sha256,
-                "width": facts.width,
-                "height": facts.height,
-                "format": facts.format,
-                "byte_size": facts.byte_size,
-                "thumbnail": facts.thumbnail,
-            }
+            image: dict[str, Any] = {**_IMAGE_DEFAULTS, **facts.columns()}
             if spec.delivery != "b64":
                 url, expires_at = URL_MAKERS[spec.delivery](self.rng, record_id, created, position)
                 state, checked_at = self._url_state(spec.delivery, expires_at, fetched_at)
@@ -870,11 +864,12 @@ def load_demo(
     *,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
-    progress: bool = False,
+    on_progress: Progress | None = None,
 ) -> DemoResult:
     """Write `count` demo calls spread over the last DEMO_DAYS days (before `now`).
 
     The same seed and `now` give the same calls (and ids: a rerun inserts nothing new).
+    Progress counts the calls written.
     """
     if count < 0:
         raise ValueError("count must be >= 0")
@@ -883,16 +878,18 @@ def load_demo(
     before = _count_calls(engine)
     images = 0
     batch: list[CallRecord] = []
-    with tqdm(total=count, unit="calls", disable=not progress, desc="demo") as bar:
-        for record in generator.records(count):
-            batch.append(record)
-            images += len(record.images)
-            if len(batch) >= batch_size:
-                insert_calls(engine, batch)
-                bar.update(len(batch))
-                batch = []
-        insert_calls(engine, batch)
-        bar.update(len(batch))
+    written = 0
+    report = on_progress or no_progress
+    report(written, count)
+    for record in generator.records(count):
+        batch.append(record)
+        images += len(record.images)
+        if len(batch) >= batch_size:
+            written += insert_calls(engine, batch)
+            report(written, count)
+            batch = []
+    written += insert_calls(engine, batch)
+    report(written, count)
     return DemoResult(
         generated=count,
         inserted=_count_calls(engine) - before,

@@ -21,10 +21,10 @@ from typing import BinaryIO, TextIO
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
-from tqdm import tqdm
 
 from store.capture.writer import GENERATIONS, insert_calls
 from store.queries import LogFilter, iter_records
+from store.schema.progress import Progress, no_progress
 from store.schema.records import CallRecord
 
 #: `source` of an imported record whose line does not say where it came from.
@@ -100,26 +100,24 @@ def import_jsonl(
     path: Path,
     *,
     batch_size: int = 1000,
-    progress: bool = False,
     report: Callable[[LineProblem], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> ImportSummary:
     """Import the JSONL file at `path` ('-': standard input) into the log.
 
     Bad lines go to `report` and are skipped; valid ones are inserted `batch_size` at a time.
-    Raises UnreadableFile when the file cannot be opened or read.
+    Progress counts bytes read (of a total unknown on standard input). Raises UnreadableFile
+    when the file cannot be opened or read.
     """
     try:
         stream, total = _open_binary(path)
     except OSError as exc:
         raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with (
-        stream,
-        tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="import") as bar,
-    ):
+    with stream:
         try:
             return import_lines(
                 engine,
-                _counting(stream, bar.update),
+                _counting(stream, total, on_progress or no_progress),
                 batch_size=batch_size,
                 report=report,
             )
@@ -134,9 +132,13 @@ def _open_binary(path: Path) -> tuple[BinaryIO, int | None]:
     return stream, path.stat().st_size
 
 
-def _counting(lines: Iterable[bytes], advance: Callable[[int], object]) -> Iterator[bytes]:
+def _counting(lines: Iterable[bytes], total: int | None, report: Progress) -> Iterator[bytes]:
+    """`lines`, reporting the bytes read so far as each one is taken."""
+    done = 0
+    report(done, total)
     for line in lines:
-        advance(len(line))
+        done += len(line)
+        report(done, total)
         yield line
 
 
