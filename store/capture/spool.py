@@ -16,6 +16,7 @@ record never blocks the rest.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import logging
@@ -30,11 +31,6 @@ from sqlalchemy.engine import make_url
 from store.schema.config import default_data_dir
 from store.schema.db import display_url
 from store.schema.records import CallRecord
-
-try:  # POSIX: a lock that other processes see too
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: this process's lock only
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +128,7 @@ class Spool:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._thread_lock:
-            if fcntl is None:
-                yield
-                return
+        with self._thread_lock:  # and a flock, which other processes see too
             self._lock_path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock_path.open("a") as lock_file:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -188,7 +188,8 @@ class RecordingTransport(httpx.BaseTransport):
             _Tee(exchange, started, self.sink).finish(exc)
             raise
         _answered(exchange, response)
-        response.stream = _SyncTeeStream(response.stream, _Tee(exchange, started, self.sink))  # type: ignore[arg-type]
+        inner = cast(httpx.SyncByteStream, response.stream)  # a sync transport's own kind
+        response.stream = _SyncTeeStream(inner, _Tee(exchange, started, self.sink))
         return response
 
     def close(self) -> None:
@@ -215,7 +216,8 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
             _Tee(exchange, started, self.sink).finish(exc)
             raise
         _answered(exchange, response)
-        response.stream = _AsyncTeeStream(response.stream, _Tee(exchange, started, self.sink))  # type: ignore[arg-type]
+        inner = cast(httpx.AsyncByteStream, response.stream)  # an async transport's own kind
+        response.stream = _AsyncTeeStream(inner, _Tee(exchange, started, self.sink))
         return response
 
     async def aclose(self) -> None:
