@@ -61,11 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_engine(args: argparse.Namespace) -> Engine:
-    """The engine every command uses: `--database-url`, else the configured default."""
+@contextmanager
+def opened_engine(args: argparse.Namespace) -> Iterator[Engine]:
+    """The engine every command uses (`--database-url`, else the configured default), closed
+    when the command is done."""
     from store.schema.db import make_engine
 
-    return make_engine(args.database_url)
+    engine = make_engine(args.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -139,11 +145,13 @@ def _run_import(args: argparse.Namespace) -> int:
     from store.capture.redaction import describe_exception
     from store.transfer.jsonl import UnreadableFile, import_jsonl
 
-    engine = open_engine(args)
     try:
-        with progress_bar(
-            "import", "B", unit_scale=True, enabled=not args.no_progress
-        ) as on_progress:
+        with (
+            opened_engine(args) as engine,
+            progress_bar(
+                "import", "B", unit_scale=True, enabled=not args.no_progress
+            ) as on_progress,
+        ):
             summary = import_jsonl(
                 engine,
                 args.file,
@@ -162,8 +170,6 @@ def _run_import(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    finally:
-        engine.dispose()
     print(summary.describe())
     return 1 if summary.failed else 0
 
@@ -223,21 +229,19 @@ def _log_filter(args: argparse.Namespace) -> LogFilter:
 def _run_export(args: argparse.Namespace) -> int:
     from store.transfer.jsonl import export_records
 
-    engine = open_engine(args)
     try:
-        if args.output is None:
-            count = export_records(engine, _log_filter(args), args.format, sys.stdout)
-        else:
-            with args.output.open("w", encoding="utf-8", newline="") as out:
-                count = export_records(engine, _log_filter(args), args.format, out)
+        with opened_engine(args) as engine:
+            if args.output is None:
+                count = export_records(engine, _log_filter(args), args.format, sys.stdout)
+            else:
+                with args.output.open("w", encoding="utf-8", newline="") as out:
+                    count = export_records(engine, _log_filter(args), args.format, out)
     except BrokenPipeError:  # `imagelog export | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
         print(f"imagelog export: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"exported {count} calls", file=sys.stderr)
     return 0
 
@@ -259,11 +263,8 @@ def _add_stats(subparsers: Subparsers) -> None:
 def _run_stats(args: argparse.Namespace) -> int:
     from store.queries import provider_summary
 
-    engine = open_engine(args)
-    try:
+    with opened_engine(args) as engine:
         summary = provider_summary(engine, _log_filter(args), by=args.by)
-    finally:
-        engine.dispose()
     print(format_summary_table(summary.to_dict("records")))
     return 0
 
@@ -331,12 +332,11 @@ def _add_demo(subparsers: Subparsers) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from store.transfer.demo import load_demo
 
-    engine = open_engine(args)
-    try:
-        with progress_bar("demo", "calls", enabled=not args.no_progress) as on_progress:
-            result = load_demo(engine, count=args.count, seed=args.seed, on_progress=on_progress)
-    finally:
-        engine.dispose()
+    with (
+        opened_engine(args) as engine,
+        progress_bar("demo", "calls", enabled=not args.no_progress) as on_progress,
+    ):
+        result = load_demo(engine, count=args.count, seed=args.seed, on_progress=on_progress)
     print(result.describe())
     return 0
 
@@ -361,18 +361,17 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
 def _run_thumbnails(args: argparse.Namespace) -> int:
     from store.media.retry import retry_missing_thumbnails
 
-    engine = open_engine(args)
-    try:
-        with progress_bar("thumbnails", "image", enabled=not args.no_progress) as on_progress:
-            summary = retry_missing_thumbnails(
-                engine,
-                limit=args.limit,
-                workers=args.workers,
-                archive_dir=args.archive_dir,
-                on_progress=on_progress,
-            )
-    finally:
-        engine.dispose()
+    with (
+        opened_engine(args) as engine,
+        progress_bar("thumbnails", "image", enabled=not args.no_progress) as on_progress,
+    ):
+        summary = retry_missing_thumbnails(
+            engine,
+            limit=args.limit,
+            workers=args.workers,
+            archive_dir=args.archive_dir,
+            on_progress=on_progress,
+        )
     print(summary.describe())
     return 0
 
@@ -427,12 +426,11 @@ def _run_check(args: argparse.Namespace) -> int:
     options = CheckOptions(
         mode=args.mode, stale_after=args.stale_after, concurrency=args.concurrency
     )
-    engine = open_engine(args)
-    try:
-        with progress_bar("check", "url", enabled=not args.no_progress) as on_progress:
-            summary = check_images(engine, options, on_progress=on_progress)
-    finally:
-        engine.dispose()
+    with (
+        opened_engine(args) as engine,
+        progress_bar("check", "url", enabled=not args.no_progress) as on_progress,
+    ):
+        summary = check_images(engine, options, on_progress=on_progress)
     print(summary.describe())
     return 0
 

@@ -51,6 +51,12 @@ def import_around(engine, tmp_path: Path, fields: dict) -> tuple[list[LineProble
     return problems, summary
 
 
+def stored_row(engine, generation_id: str):
+    with engine.connect() as connection:
+        query = select(GENERATIONS).where(GENERATIONS.c.id == generation_id)
+        return connection.execute(query).mappings().one()
+
+
 def stored_ids(engine) -> list[str]:
     with engine.connect() as connection:
         return list(connection.scalars(select(GENERATIONS.c.id).order_by(GENERATIONS.c.id)))
