@@ -599,3 +599,23 @@ def chart_rows(app: AppTest) -> int:
     """Rows of the data behind the run's first chart (calls over time)."""
     dataset = app.get("vega_lite_chart")[0].proto.datasets[0]
     return pa.ipc.open_stream(dataset.data.data).read_all().num_rows
+
+
+def test_unknown_filter_values_in_a_link_are_named_not_silently_dropped(log):
+    app = open_page("logs", provider=["openai", "nosuch"], status="[bad](http://x.test)")
+
+    no_exception(app)
+    warnings = [warning.value for warning in app.sidebar.warning]
+    assert any("provider 'nosuch'" in text for text in warnings)
+    assert any("status" in text and "\\[bad\\]\\(http" in text for text in warnings)
+
+
+def test_a_mangled_page_cursor_in_a_link_opens_the_first_page(log):
+    year_one = base64.urlsafe_b64encode(
+        b'["0001-01-01T00:00:00+14:00", "' + b"a" * 32 + b'", null]'
+    ).decode()
+
+    for page in ("logs", "gallery"):
+        app = open_page(page, after=year_one)
+
+        no_exception(app)

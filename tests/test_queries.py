@@ -6,6 +6,7 @@ arrives, and reads them back through the public query functions only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 
@@ -564,3 +565,22 @@ def test_a_cursor_survives_encoding_and_a_mangled_token_is_ignored():
     assert Cursor.decode(cursor.encode()) == cursor
     assert Cursor.decode("not-a-token") is None
     assert Cursor.decode(None) is None
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(
+            base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+14:00", "' + b"a" * 32 + b'", null]')
+            .decode()
+            .rstrip("="),
+            id="time-utc-cannot-hold",
+        ),
+        pytest.param(base64.urlsafe_b64encode(b"[" * 100_000).decode(), id="deeply-nested"),
+        pytest.param("A" * 10_000, id="far-too-long"),
+        pytest.param("%%%", id="not-base64"),
+        pytest.param(base64.urlsafe_b64encode(b'{"created_at": 1}').decode(), id="not-a-list"),
+    ],
+)
+def test_a_mangled_cursor_from_the_address_bar_is_no_cursor(token):
+    assert Cursor.decode(token) is None

@@ -17,6 +17,7 @@ from typing import Any
 
 import streamlit as st
 from components import badges, data
+from components.text import plain
 
 from store.queries import LogFilter
 from store.queries.filters import parse_utc_datetime
@@ -54,7 +55,18 @@ DEFAULTS: dict[str, object] = {
 def sidebar() -> None:
     """Draw the refresh button and every filter in the sidebar."""
     facets = data.facets()
+    offered = {
+        PROVIDER: facets.providers,
+        MODEL: facets.models,
+        STATUS: [status.value for status in Status],
+        URL_STATE: list(badges.STATES),
+    }
+    # Read before the widgets are drawn: a bound widget drops values it does not offer.
+    unknown = unknown_link_values(offered)
     with st.sidebar:
+        for key, values in unknown.items():
+            shown = ", ".join(plain(repr(value)) for value in values)
+            st.warning(f"The link asks for {key} {shown}, which this log does not have: ignored.")
         st.button(
             "Refresh",
             icon=":material/refresh:",
@@ -125,6 +137,16 @@ def sidebar() -> None:
             disabled=current().is_empty,
             width="stretch",
         )
+
+
+def unknown_link_values(offered: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The address bar's values for each key that are not among the options offered."""
+    unknown = {}
+    for key, options in offered.items():
+        values = [value for value in st.query_params.get_all(key) if value and value not in options]
+        if values:
+            unknown[key] = values
+    return unknown
 
 
 def current() -> LogFilter:

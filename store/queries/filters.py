@@ -100,18 +100,18 @@ class PlanHints:
 
 
 def parse_utc_datetime(value: str | date | datetime | None) -> datetime | None:
-    """An ISO date / datetime as aware UTC (no offset means UTC); None when it is not one."""
+    """An ISO date / datetime as aware UTC (no offset means UTC); None when it is not one, or is
+    a time UTC cannot hold (year 1 at +14:00)."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, date):
+    if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time(), tzinfo=UTC)
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T"))
+        return as_utc(value)
+    except (ValueError, OverflowError):
         return None
-    return as_utc(parsed)
 
 
 # --- SQL ----------------------------------------------------------------------------------------

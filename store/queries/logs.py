@@ -88,6 +88,10 @@ GALLERY_COLUMNS = [
 ]
 
 
+#: Longer than any cursor `encode` makes: a longer `?after=` is not one of ours.
+MAX_CURSOR_CHARS = 200
+
+
 @dataclass(frozen=True)
 class Cursor:
     """A position in the newest-first order: the (created_at, id) of a row.
@@ -106,18 +110,21 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str | None) -> Cursor | None:
-        """The cursor in `token`, or None when the token is missing or mangled."""
-        if not token:
+        """The cursor in `token`, or None when the token is missing or mangled in any way (it
+        comes from the address bar: whatever it holds must not raise)."""
+        if not token or len(token) > MAX_CURSOR_CHARS:
             return None
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             created_at, generation_id, position = json.loads(raw)
-        except (binascii.Error, ValueError, TypeError):
+        except (binascii.Error, ValueError, TypeError, RecursionError):
             return None
         moment = parse_utc_datetime(created_at) if isinstance(created_at, str) else None
-        if moment is None or not isinstance(generation_id, str):
+        if moment is None or not isinstance(generation_id, str) or len(generation_id) > 64:
             return None
-        return cls(moment, generation_id, position if isinstance(position, int) else None)
+        if isinstance(position, bool) or not isinstance(position, int):
+            position = None
+        return cls(moment, generation_id, position)
 
 
 @dataclass(frozen=True)
