@@ -12,6 +12,8 @@ from store.capture.writer import insert_calls
 from store.cli import main
 from store.expiry import CheckOptions, check, check_images, signed_expiry
 from store.expiry.check import IMAGES, SIGNATURE_EXPIRED, backoff
+from store.media.fetch import FetchError, fetch_image, make_client
+from store.media.url_answers import NOT_YET_VALID
 from store.schema.db import make_engine
 from store.schema.models import utcnow
 from store.schema.records import CallRecord, ImageRecord
@@ -91,7 +93,7 @@ def test_a_host_that_refuses_an_expired_signature_is_recorded_with_its_error_cod
     now = utcnow()
     ids = add_images(
         engine,
-        host.azure_url("old.png", expires_at=now - timedelta(seconds=2)),
+        host.azure_url("old.png", starts_at=now - 4 * HOUR, expires_at=now - timedelta(seconds=2)),
         host.s3_url("old.png", signed_at=now - 2 * HOUR),
         host.gcs_url("old.png", signed_at=now - 2 * HOUR),
     )
@@ -264,7 +266,7 @@ def test_the_summary_reads_as_one_line(engine, host):
 
     assert text.startswith("Checked 3 URLs in ")
     assert "1 expired, 1 live, 1 unknown" in text
-    assert "1 expired by their signature (no request)" in text
+    assert "1 settled by their signature (no request)" in text
     assert "1 failed transiently (retried later)" in text
 
 
@@ -319,3 +321,47 @@ def test_the_check_command_prints_its_summary(db_url, host, capsys):
     assert exit_code == 0
     out = capsys.readouterr().out
     assert "Checked 2 URLs" in out and "1 expired, 1 live" in out
+
+
+def test_a_sas_not_valid_yet_is_left_unknown_without_a_request(engine, host):
+    now = utcnow()
+    ids = add_images(
+        engine,
+        host.azure_url("early.png", starts_at=now + HOUR, expires_at=now + 3 * HOUR),
+        created_at=now - 7 * HOUR,
+    )
+
+    summary = check_images(engine, CheckOptions(mode="all"))
+
+    [row] = rows_by_id(engine, ids)
+    assert (row.url_state, row.last_error_code, row.check_failures) == (
+        "unknown",
+        NOT_YET_VALID,
+        1,
+    )
+    assert host.requests == []
+    assert summary.without_network == 1
+
+
+def test_a_host_refusing_a_sas_before_its_start_proves_nothing_about_expiry(host):
+    now = utcnow()
+    url = host.azure_url("early.png", starts_at=now + HOUR, expires_at=now + 3 * HOUR)
+
+    with make_client() as client, pytest.raises(FetchError) as refused:
+        fetch_image(client, url)
+
+    assert refused.value.status == 403
+    assert (refused.value.url_state, refused.value.error_code) == ("unknown", NOT_YET_VALID)
+
+
+def test_an_expired_verdict_changes_when_a_later_answer_says_live(engine, host):
+    ids = add_images(
+        engine,
+        ImageRecord(url=host.plain_url("get-only", "back.png"), url_state="expired"),
+        created_at=utcnow() - 7 * HOUR,
+    )
+
+    check_images(engine, CheckOptions(mode="all", fetch_thumbnails=False))
+
+    [row] = rows_by_id(engine, ids)
+    assert (row.url_state, row.last_http_status) == ("live", 206)

@@ -38,6 +38,7 @@ from store.expiry.probe import (
 )
 from store.expiry.signed_urls import signed_expiry
 from store.media.thumbnail_worker import ThumbnailWorker
+from store.media.url_answers import NOT_YET_VALID
 from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
 from store.schema.progress import Progress, no_progress
 
@@ -64,7 +65,7 @@ class CheckSummary:
     states: Counter[str] = field(default_factory=Counter)  # resulting url_state -> count
     changed: int = 0  # rows whose url_state changed
     errors: int = 0  # probes without an answer or with a transient one (tried again later)
-    without_network: int = 0  # marked expired from their signed expiry, no request made
+    without_network: int = 0  # settled from their signature (expired, not yet valid), no request
     thumbnails: int = 0  # thumbnails fetched for live URLs that had none
     seconds: float = 0.0
 
@@ -76,7 +77,7 @@ class CheckSummary:
         ]
         parts.append(f"{self.changed} changed")
         if self.without_network:
-            parts.append(f"{self.without_network} expired by their signature (no request)")
+            parts.append(f"{self.without_network} settled by their signature (no request)")
         if self.errors:
             parts.append(f"{self.errors} failed transiently (retried later)")
         if self.thumbnails:
@@ -147,7 +148,15 @@ async def check_images_async(
                 probe = []
                 for row in page:
                     signed = signed_expiry(row.url)
-                    if signed is not None and signed.expires_at <= now:
+                    if signed is not None and signed.not_before and signed.not_before > now:
+                        # Not valid yet: a request would only be refused. Unknown, tried again
+                        # once its backoff is over (by then it usually is valid).
+                        failures = row.check_failures + 1
+                        run.record(
+                            row, _update(row, UrlState.unknown, now, None, NOT_YET_VALID, failures)
+                        )
+                        run.summary.without_network += 1
+                    elif signed is not None and signed.expires_at <= now:
                         run.record(
                             row, _update(row, UrlState.expired, now, None, SIGNATURE_EXPIRED, 0)
                         )

@@ -8,13 +8,15 @@ neither imports the other.
 
 Only definite answers are verdicts: 200/206 live, 403/404/410 (and GCS/S3 `400 ExpiredToken`)
 expired. Timeouts, resets, 5xx and 429 say nothing about the URL: a flaky host never turns a
-live URL into an expired one.
+live URL into an expired one. Nor does Azure's 403 for a SAS whose start time is still ahead
+("not valid yet", code `NotYetValid`): it becomes valid on its own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 
 from store.schema.models import UrlState
 
@@ -28,6 +30,10 @@ ERROR_BODY_BYTES = 4096
 ERROR_CODE_LENGTH = 200
 
 _XML_CODE = re.compile(rb"<Code>\s*([^<\s][^<]*?)\s*</Code>")
+#: Azure's detail for a SAS refused for its time frame (before its start, or after its expiry).
+_AZURE_TIME_FRAME = re.compile(rb"Start \[([^\]]+)\] - Expiry \[[^\]]+\] - Current \[([^\]]+)\]")
+#: The error code stored for a signed URL asked for before its start time.
+NOT_YET_VALID = "NotYetValid"
 
 
 def error_code(headers: Mapping[str, str], body_prefix: bytes) -> str | None:
@@ -45,6 +51,8 @@ def classify_answer(
     if status in LIVE_STATUSES:
         return UrlState.live, None  # nothing to explain: skip the header and body scan
     code = error_code(headers, body_prefix)
+    if code == "AuthenticationFailed" and _before_its_start(body_prefix):
+        return UrlState.unknown, NOT_YET_VALID
     return url_state_for(status, code), code
 
 
@@ -62,6 +70,18 @@ def classify_failure(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "Timeout"  # the probe's overall deadline
     return type(exc).__name__[:ERROR_CODE_LENGTH]
+
+
+def _before_its_start(body_prefix: bytes) -> bool:
+    """Whether Azure's time-frame detail says the request came before the SAS's start."""
+    match = _AZURE_TIME_FRAME.search(body_prefix)
+    if match is None:
+        return False
+    try:
+        start, current = (parsedate_to_datetime(part.decode("ascii")) for part in match.groups())
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return False
+    return current < start
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

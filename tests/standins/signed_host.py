@@ -62,10 +62,12 @@ class SignedUrls:
         *,
         expires_at: datetime,
         key_expires_at: datetime | None = None,
+        starts_at: datetime | None = None,
         container: str = "private",
     ) -> str:
-        """An Azure Blob SAS URL (user-delegation shape when `key_expires_at` is given)."""
-        start = expires_at - timedelta(hours=2)
+        """An Azure Blob SAS URL (user-delegation shape when `key_expires_at` is given); it is
+        refused before `starts_at` (default two hours before it expires) as after it expires."""
+        start = starts_at or expires_at - timedelta(hours=2)
         params = {"st": _iso(start), "se": _iso(expires_at), "sp": "r", "sv": "2021-08-06"}
         params |= {"sr": "b", "rscd": "inline", "rsct": "image/png"}
         if key_expires_at is not None:
@@ -195,8 +197,9 @@ class SignedHost(LoopbackServer, SignedUrls):
             expiry = _parse_iso(query["se"])
             if "ske" in query:
                 expiry = min(expiry, _parse_iso(query["ske"]))
-            if now >= expiry:
-                return _azure_expired(request, _parse_iso(query["st"]), expiry, now)
+            start = _parse_iso(query["st"])
+            if now >= expiry or now < start:
+                return _azure_expired(request, start, expiry, now)
             return _image(request)
         prefix = "X-Amz" if kind == "s3" else "X-Goog"
         signed_at = datetime.strptime(query[f"{prefix}-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
