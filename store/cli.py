@@ -22,6 +22,7 @@ from store.schema.enums import Status, UrlState
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from store.media.network_guard import Network
     from store.queries import LogFilter
     from store.schema.progress import Progress
 
@@ -361,6 +362,7 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
 def _run_thumbnails(args: argparse.Namespace) -> int:
     from store.media.retry import retry_missing_thumbnails
 
+    allowed_networks = _allowed_networks(args)
     with (
         opened_engine(args) as engine,
         progress_bar("thumbnails", "image", enabled=not args.no_progress) as on_progress,
@@ -371,9 +373,20 @@ def _run_thumbnails(args: argparse.Namespace) -> int:
             workers=args.workers,
             archive_dir=args.archive_dir,
             on_progress=on_progress,
+            allowed_networks=allowed_networks,
         )
     print(summary.describe())
     return 0
+
+
+def _allowed_networks(args: argparse.Namespace) -> list[Network]:
+    """`IMAGELOG_ALLOWED_NETWORKS`, read before any work starts: a bad entry is one clear line."""
+    from store.media.network_guard import allowed_networks_from_environment
+
+    try:
+        return allowed_networks_from_environment()
+    except ValueError as exc:
+        raise SystemExit(f"imagelog {args.command}: {exc}") from None
 
 
 # --- check ------------------------------------------------------------------------------------
@@ -424,7 +437,10 @@ def _run_check(args: argparse.Namespace) -> int:
     from store.expiry import CheckOptions, check_images
 
     options = CheckOptions(
-        mode=args.mode, stale_after=args.stale_after, concurrency=args.concurrency
+        mode=args.mode,
+        stale_after=args.stale_after,
+        concurrency=args.concurrency,
+        allowed_networks=_allowed_networks(args),
     )
     with (
         opened_engine(args) as engine,
