@@ -127,10 +127,19 @@ def _add_import(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
         help="load calls from a JSONL file (one CallRecord per line)",
-        description="Load calls from a JSONL file. Bad lines are reported and skipped; ids "
-        "already in the log are skipped, so importing a file twice is harmless.",
+        description="Load calls from a JSONL file. Bad lines are reported by number and "
+        "skipped; a record the database refuses is reported by number and set aside, with the "
+        "reason, in a rejected file; everything else is stored. Ids already in the log are "
+        "skipped, so importing a file twice is harmless. Exits 1 when any line was not stored.",
     )
     parser.add_argument("file", type=Path, help="the .jsonl file ('-' for standard input)")
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where records the database refuses go (default: FILE.rejected.jsonl beside the "
+        "file; for standard input, import-<UTC time>.rejected.jsonl in the data folder)",
+    )
     parser.add_argument(
         "--batch-size", type=_positive, default=1000, help="records per insert batch"
     )
@@ -144,6 +153,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
     from store.capture.redaction import describe_exception
     from store.transfer.jsonl import UnreadableFile, import_jsonl
+    from store.transfer.rejects import RejectedFileError
 
     try:
         with (
@@ -155,12 +165,20 @@ def _run_import(args: argparse.Namespace) -> int:
             summary = import_jsonl(
                 engine,
                 args.file,
+                rejected=args.rejected,
                 batch_size=args.batch_size,
                 report=lambda problem: tqdm.write(str(problem), file=sys.stderr),
                 on_progress=on_progress,
             )
     except UnreadableFile as exc:
         print(f"imagelog import: {exc}", file=sys.stderr)
+        return 1
+    except RejectedFileError as exc:
+        print(
+            f"imagelog import: {exc}\nThe lines stored before stay; run the same import again "
+            "with --rejected PATH to finish (ids already in the log are skipped).",
+            file=sys.stderr,
+        )
         return 1
     except SQLAlchemyError as exc:  # the message only: SQLAlchemy's text carries every row
         print(
@@ -171,7 +189,7 @@ def _run_import(args: argparse.Namespace) -> int:
         )
         return 1
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 0 if summary.complete else 1
 
 
 # --- export -----------------------------------------------------------------------------------
