@@ -57,3 +57,19 @@ def refuse_images_ending(engine: Engine, suffix: str) -> None:
                 f"WHEN (new.url LIKE '%{suffix}') EXECUTE FUNCTION refuse_images()"
             )
         )
+
+
+def differences(expected: LogRows, actual: LogRows) -> list[str]:
+    """Where `actual` differs from `expected`, one line per row or column (a readable failure)."""
+    found = []
+    for table, rows in expected.items():
+        other = actual.get(table, {})
+        found += [f"{table} {key}: missing" for key in rows.keys() - other.keys()]
+        found += [f"{table} {key}: not expected" for key in other.keys() - rows.keys()]
+        for key in rows.keys() & other.keys():
+            found += [
+                f"{table} {key} {name}: {value!r} became {other[key].get(name)!r}"
+                for name, value in rows[key].items()
+                if other[key].get(name) != value
+            ]
+    return sorted(found)

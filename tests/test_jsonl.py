@@ -289,6 +289,34 @@ def test_export_then_import_gives_back_the_same_calls(engine, tmp_path):
     assert exported[2]["http_status"] == 429
 
 
+def test_import_works_out_the_columns_a_line_leaves_out_and_keeps_those_it_gives(engine, tmp_path):
+    params = {"size": "1024x1024", "quality": "hd", "n": 1}
+    image = {"url": "https://a.example/1.png"}
+    given = {"size": "512x512", "cost_usd": 0.5, "cost_source": "reported", "image_count": 4}
+    path = write(
+        tmp_path,
+        [
+            line(rid(1), params=params, images=[image]),
+            line(rid(2), params=params, images=[image], **given),
+        ],
+    )
+
+    import_jsonl(engine, path)
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                Generation.size, Generation.cost_usd, Generation.cost_source, Generation.image_count
+            ).order_by(Generation.id)
+        ).all()
+        hosts = connection.scalars(select(Image.url_host)).all()
+    assert [tuple(row) for row in rows] == [
+        ("1024x1024", 0.08, "per_image", 1),  # from the params, the price table, the images
+        ("512x512", 0.5, "reported", 4),
+    ]
+    assert hosts == ["a.example", "a.example"]
+
+
 def test_export_keeps_only_the_calls_the_filter_matches(engine, tmp_path):
     import_jsonl(
         engine,
@@ -330,6 +358,36 @@ def test_csv_has_a_header_and_one_flat_row_per_call_with_nested_fields_as_json(e
     assert json.loads(rows[0]["metadata"]) == {"team": "web"}
     assert json.loads(rows[0]["images"])[0]["url"] == "https://a.example/1.png"
     assert rows[0]["error"] == ""  # None is an empty cell
+
+
+def test_jsonl_carries_thumbnails_and_csv_leaves_them_out(engine, tmp_path):
+    import_jsonl(
+        engine,
+        write(
+            tmp_path,
+            [
+                line(
+                    rid(1),
+                    images=[
+                        {
+                            "url": "https://a.example/1.png",
+                            "thumbnail": base64.b64encode(PNG_1PX).decode(),
+                        }
+                    ],
+                )
+            ],
+        ),
+    )
+    jsonl, table = io.StringIO(), io.StringIO()
+
+    export_records(engine, LogFilter(), "jsonl", jsonl)
+    export_records(engine, LogFilter(), "csv", table)
+
+    [image] = json.loads(jsonl.getvalue())["images"]
+    assert base64.urlsafe_b64decode(image["thumbnail"]) == PNG_1PX
+    [row] = csv.DictReader(io.StringIO(table.getvalue()))
+    [csv_image] = json.loads(row["images"])
+    assert "thumbnail" not in csv_image and csv_image["url"] == "https://a.example/1.png"
 
 
 def test_serialisers_stream_records_they_are_given_without_a_database():

@@ -237,10 +237,15 @@ def _store(
 
 
 def records_to_jsonl(records: Iterable[CallRecord], out: TextIO) -> int:
-    """Write one JSON line per record (what `import` reads back); returns how many."""
+    """Write one JSON line per record (what `import` reads back); returns how many.
+
+    Every field, nulls included, and each image's thumbnail as base64: for a URL that has
+    expired, the thumbnail is the only copy of the image left, and a null written out is a
+    value import keeps rather than works out again.
+    """
     count = 0
     for record in records:
-        out.write(record.model_dump_json(exclude_none=True))
+        out.write(record.model_dump_json())
         out.write("\n")
         count += 1
     return count
@@ -250,16 +255,21 @@ def records_to_csv(records: Iterable[CallRecord], out: TextIO) -> int:
     """Write a header and one flat CSV row per record; returns how many.
 
     Columns are the record's fields; the nested ones (params, metadata, usage, request,
-    response, images) are compact JSON text, so nothing in the record is left out.
+    response, images) are compact JSON text. Thumbnails are left out: CSV is for reading in a
+    spreadsheet, where kilobytes of base64 per image only get in the way; JSONL carries them.
     """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
-        data = record.model_dump(mode="json")
+        data = record.model_dump(mode="json", exclude=_CSV_EXCLUDED)
         writer.writerow(_csv_cell(data.get(column)) for column in CSV_COLUMNS)
         count += 1
     return count
+
+
+#: What CSV leaves out of a record (see `records_to_csv`).
+_CSV_EXCLUDED = {"images": {"__all__": {"thumbnail"}}}
 
 
 def _csv_cell(value: object) -> object:
