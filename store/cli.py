@@ -153,7 +153,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
     from store.capture.redaction import describe_exception
     from store.transfer.jsonl import UnreadableFile, import_jsonl
-    from store.transfer.rejects import RejectedFileError
+    from store.transfer.storing import RejectedFileError
 
     try:
         with (
@@ -262,6 +262,95 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     print(f"exported {count} calls", file=sys.stderr)
     return 0
+
+
+# --- copy -------------------------------------------------------------------------------------
+
+
+def _add_copy(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "copy",
+        help="copy the whole log to another database (e.g. SQLite to PostgreSQL)",
+        description="Copy every call and image of the log (--database-url, else the configured "
+        "one) to the database at --to, as stored, newest first. Calls the target already holds "
+        "are skipped, so running it again finishes an interrupted copy or brings the target up "
+        "to date. A call the target refuses is set aside, with the reason, in a rejected file "
+        "and the rest is copied. Exits 1 when any call was not copied.",
+    )
+    parser.add_argument(
+        "--to",
+        required=True,
+        type=_database_url,
+        metavar="URL",
+        help="SQLAlchemy URL of the target log (its schema is created or upgraded)",
+    )
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where calls the target refuses go "
+        "(default: copy-<UTC time>.rejected.jsonl in the data folder)",
+    )
+    parser.add_argument("--batch-size", type=_positive, default=1000, help="calls per batch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_copy)
+
+
+def _database_url(text: str) -> str:
+    """A SQLAlchemy URL from the command line, checked for its form and its database kind
+    (not for a server)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text).get_dialect()
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _run_copy(args: argparse.Namespace) -> int:
+    from store.capture.redaction import describe_exception
+    from store.schema.db import UNAVAILABLE_ERRORS, display_url, make_engine
+    from store.transfer.copy import copy_log
+    from store.transfer.storing import RejectedFileError
+
+    with opened_engine(args) as source:
+        try:
+            target = make_engine(args.to)
+        except UNAVAILABLE_ERRORS as exc:
+            where = display_url(args.to)
+            print(
+                f"imagelog copy: cannot use the target database {where}: {describe_exception(exc)}",
+                file=sys.stderr,
+            )
+            return 1
+        try:
+            with progress_bar("copy", "calls", enabled=not args.no_progress) as on_progress:
+                summary = copy_log(
+                    source,
+                    target,
+                    rejected=args.rejected,
+                    batch_size=args.batch_size,
+                    on_progress=on_progress,
+                )
+        except RejectedFileError as exc:
+            return _copy_stopped(str(exc))
+        except UNAVAILABLE_ERRORS as exc:
+            return _copy_stopped(f"a database failed: {describe_exception(exc)}")
+        finally:
+            target.dispose()
+    print(summary.describe())
+    return 0 if summary.complete else 1
+
+
+def _copy_stopped(reason: str) -> int:
+    print(
+        f"imagelog copy: {reason}\nThe calls copied before stay; run the same copy again "
+        "to finish (calls the target holds are skipped).",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # --- stats ------------------------------------------------------------------------------------
@@ -458,6 +547,7 @@ def _run_check(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_import,
     _add_export,
+    _add_copy,
     _add_stats,
     _add_demo,
     _add_thumbnails,

@@ -347,6 +347,9 @@ def test_a_typo_in_a_sqlite_path_creates_no_folders(tmp_path, capsys):
         ["import", "x.jsonl", "--batch-size", "0"],
         ["export", "--since", "yesterday"],
         ["export", "--format", "xml"],
+        ["copy"],  # no --to
+        ["copy", "--to", "not a database url"],
+        ["copy", "--to", "nosuchdb://host/log"],
         ["frobnicate"],
     ],
 )

@@ -5,7 +5,7 @@ back, row for row: an exported line gives every column (nulls included) and impo
 columns a line gives as they are, working out only those it leaves out (`keep_carried`).
 Import validates each line on its own, so one bad line is reported (with its number and why)
 and skipped while the rest of the file still goes in; it writes in batches, a batch the
-database refuses is retried record by record (`store.transfer.rejects`), and a record the
+database refuses is retried record by record (`store.transfer.storing`), and a record the
 database still refuses is reported by its line number and set aside in a rejected file. Ids
 already in the log are counted as duplicates, never inserted twice. The serialisers stream
 (one record at a time) and are shared by the CLI and the dashboard's download button, so both
@@ -30,7 +30,7 @@ from store.schema.config import default_data_dir
 from store.schema.models import utcnow
 from store.schema.progress import Progress, no_progress
 from store.schema.records import CallRecord
-from store.transfer.rejects import RejectedFile, ids_in_log, insert_refusing_alone
+from store.transfer.storing import RejectedFile, ids_in_log, insert_refusing_alone
 
 #: `source` of an imported record whose line does not say where it came from.
 IMPORT_SOURCE = "import"

@@ -1,12 +1,14 @@
-"""Store a batch of records that come back from a log, and set aside what the database refuses.
+"""Writing records that come back from a log (an import, a copy) into a database.
 
-`import` and `copy` write thousands of records a transaction; one record the database will
-not take (a NaN in a JSON value on PostgreSQL, a value a trigger or constraint forbids) would
-otherwise cost the whole batch. So a refused batch is retried record by record, every record
-the database takes is stored, and each one it still refuses goes to a rejected file with the
+What the log already holds (`ids_in_log`, `count_calls`), so a rerun skips it; inserting the
+rest as it came (`keep_carried`); and setting aside what the database refuses. `import` and
+`copy` write thousands of records a transaction; one record the database will not take (a
+NaN in a JSON value on PostgreSQL, a value a trigger or constraint forbids) would otherwise
+cost the whole batch. So a refused batch is retried record by record, every record the
+database takes is stored, and each one it still refuses goes to a rejected file with the
 reason. "Refused" is any error but the database being unavailable (`UNAVAILABLE_ERRORS`):
 an unreachable server, a locked or unwritable file stops the job instead, and a rerun
-finishes it (ids already in the log are skipped).
+finishes it.
 
 A rejected file is JSON lines shaped like the recorder's spool rejects: `{"reason": ...,
 "record": {...}}`, plus `"line_number"` when the record came from a numbered line.
@@ -21,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from store.capture.redaction import describe_exception
 from store.capture.writer import GENERATIONS, insert_calls
@@ -41,6 +43,12 @@ def ids_in_log(engine: Engine, ids: Collection[str]) -> set[str]:
     with engine.connect() as connection:
         query = select(GENERATIONS.c.id).where(GENERATIONS.c.id.in_(list(ids)))
         return set(connection.scalars(query))
+
+
+def count_calls(engine: Engine) -> int:
+    """How many calls the log holds (what a whole-log job counts its progress against)."""
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(GENERATIONS)) or 0
 
 
 def insert_refusing_alone(engine: Engine, records: Sequence[CallRecord]) -> dict[int, str]:
