@@ -200,7 +200,9 @@ def _add_export(subparsers: Subparsers) -> None:
         "export",
         help="write calls as JSONL (importable) or CSV",
         description="Write the calls matching the filters, newest first, streamed from the "
-        "database. JSONL lines are CallRecords that `import` reads back.",
+        "database. A JSONL line is a call with every column (nulls included) and its images "
+        "with their thumbnails (base64): `import` reads it back row for row. CSV has the same "
+        "columns but no thumbnails.",
     )
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     parser.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
