@@ -128,10 +128,19 @@ def _add_import(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
         help="load calls from a JSONL file (one CallRecord per line)",
-        description="Load calls from a JSONL file. Bad lines are reported and skipped; ids "
-        "already in the log are skipped, so importing a file twice is harmless.",
+        description="Load calls from a JSONL file. Bad lines are reported by number and "
+        "skipped; a record the database refuses is reported by number and set aside, with the "
+        "reason, in a rejected file; everything else is stored. Ids already in the log are "
+        "skipped, so importing a file twice is harmless. Exits 1 when any line was not stored.",
     )
     parser.add_argument("file", type=Path, help="the .jsonl file ('-' for standard input)")
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where records the database refuses go (default: FILE.rejected.jsonl beside the "
+        "file; for standard input, import-<UTC time>.rejected.jsonl in the data folder)",
+    )
     parser.add_argument(
         "--batch-size", type=_positive, default=1000, help="records per insert batch"
     )
@@ -145,6 +154,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
     from store.capture.redaction import describe_exception
     from store.transfer.jsonl import UnreadableFile, import_jsonl
+    from store.transfer.storing import RejectedFileError
 
     try:
         with (
@@ -156,12 +166,20 @@ def _run_import(args: argparse.Namespace) -> int:
             summary = import_jsonl(
                 engine,
                 args.file,
+                rejected=args.rejected,
                 batch_size=args.batch_size,
                 report=lambda problem: tqdm.write(str(problem), file=sys.stderr),
                 on_progress=on_progress,
             )
     except UnreadableFile as exc:
         print(f"imagelog import: {exc}", file=sys.stderr)
+        return 1
+    except RejectedFileError as exc:
+        print(
+            f"imagelog import: {exc}\nThe lines stored before stay; run the same import again "
+            "with --rejected PATH to finish (ids already in the log are skipped).",
+            file=sys.stderr,
+        )
         return 1
     except SQLAlchemyError as exc:  # the message only: SQLAlchemy's text carries every row
         print(
@@ -172,7 +190,7 @@ def _run_import(args: argparse.Namespace) -> int:
         )
         return 1
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 0 if summary.complete else 1
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -183,7 +201,9 @@ def _add_export(subparsers: Subparsers) -> None:
         "export",
         help="write calls as JSONL (importable) or CSV",
         description="Write the calls matching the filters, newest first, streamed from the "
-        "database. JSONL lines are CallRecords that `import` reads back.",
+        "database. A JSONL line is a call with every column (nulls included) and its images "
+        "with their thumbnails (base64): `import` reads it back row for row. CSV has the same "
+        "columns but no thumbnails.",
     )
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     parser.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
@@ -245,6 +265,95 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     print(f"exported {count} calls", file=sys.stderr)
     return 0
+
+
+# --- copy -------------------------------------------------------------------------------------
+
+
+def _add_copy(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "copy",
+        help="copy the whole log to another database (e.g. SQLite to PostgreSQL)",
+        description="Copy every call and image of the log (--database-url, else the configured "
+        "one) to the database at --to, as stored, newest first. Calls the target already holds "
+        "are skipped, so running it again finishes an interrupted copy or brings the target up "
+        "to date. A call the target refuses is set aside, with the reason, in a rejected file "
+        "and the rest is copied. Exits 1 when any call was not copied.",
+    )
+    parser.add_argument(
+        "--to",
+        required=True,
+        type=_database_url,
+        metavar="URL",
+        help="SQLAlchemy URL of the target log (its schema is created or upgraded)",
+    )
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where calls the target refuses go "
+        "(default: copy-<UTC time>.rejected.jsonl in the data folder)",
+    )
+    parser.add_argument("--batch-size", type=_positive, default=1000, help="calls per batch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_copy)
+
+
+def _database_url(text: str) -> str:
+    """A SQLAlchemy URL from the command line, checked for its form and its database kind
+    (not for a server)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text).get_dialect()
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _run_copy(args: argparse.Namespace) -> int:
+    from store.capture.redaction import describe_exception
+    from store.schema.db import UNAVAILABLE_ERRORS, display_url, make_engine
+    from store.transfer.copy import copy_log
+    from store.transfer.storing import RejectedFileError
+
+    with opened_engine(args) as source:
+        try:
+            target = make_engine(args.to)
+        except UNAVAILABLE_ERRORS as exc:
+            where = display_url(args.to)
+            print(
+                f"imagelog copy: cannot use the target database {where}: {describe_exception(exc)}",
+                file=sys.stderr,
+            )
+            return 1
+        try:
+            with progress_bar("copy", "calls", enabled=not args.no_progress) as on_progress:
+                summary = copy_log(
+                    source,
+                    target,
+                    rejected=args.rejected,
+                    batch_size=args.batch_size,
+                    on_progress=on_progress,
+                )
+        except RejectedFileError as exc:
+            return _copy_stopped(str(exc))
+        except UNAVAILABLE_ERRORS as exc:
+            return _copy_stopped(f"a database failed: {describe_exception(exc)}")
+        finally:
+            target.dispose()
+    print(summary.describe())
+    return 0 if summary.complete else 1
+
+
+def _copy_stopped(reason: str) -> int:
+    print(
+        f"imagelog copy: {reason}\nThe calls copied before stay; run the same copy again "
+        "to finish (calls the target holds are skipped).",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # --- stats ------------------------------------------------------------------------------------
@@ -456,6 +565,7 @@ def _run_check(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_import,
     _add_export,
+    _add_copy,
     _add_stats,
     _add_demo,
     _add_thumbnails,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import pytest
@@ -72,6 +72,24 @@ def db_url(request, tmp_path) -> Iterator[str]:
     yield _postgres_schema_url(admin, schema)
     with admin.connect() as connection:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def fresh_db_url(request, tmp_path) -> Iterator[Callable[[str], str]]:
+    """`fresh_db_url("sqlite" | "postgresql")`: a URL to one more empty database, for tests
+    that move a log from one database to another."""
+    schemas: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
+        schemas.append(f"t_{uuid.uuid4().hex[:12]}")
+        return _postgres_schema_url(request.getfixturevalue("postgres_admin"), schemas[-1])
+
+    yield make
+    for schema in schemas:
+        with request.getfixturevalue("postgres_admin").connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture
