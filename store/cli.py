@@ -229,22 +229,49 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         help="only calls with an image in this URL state (repeatable)",
     )
     parser.add_argument("--search", help="full-text search in prompts")
+    parser.add_argument("--min-cost", type=_cost, help="cost at least this many USD")
+    parser.add_argument("--max-cost", type=_cost, help="cost at most this many USD")
 
 
-def _log_filter(args: argparse.Namespace) -> LogFilter:
-    from store.queries import LogFilter
+def _cost(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of USD: {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"a cost is 0 or more USD, not {text!r}")
+    return value
 
-    return LogFilter(
+
+def _log_filter(args: argparse.Namespace, engine: Engine) -> LogFilter:
+    """The flags' filter. A provider, model or user that no call has is named on stderr (a
+    typo must not pass for "no calls match")."""
+    from store.queries import LogFilter, facets
+
+    flt = LogFilter(
         providers=tuple(args.provider or ()),
         models=tuple(args.model or ()),
         statuses=(args.status,) if args.status else (),
         url_states=tuple(args.url_state or ()),
         since=args.since,
         until=args.until,
+        min_cost=args.min_cost,
+        max_cost=args.max_cost,
         user=args.user,
         tag=args.tag,
         search=args.search,
     )
+    present = facets(engine)
+    asked = {
+        "provider": (flt.providers, present.providers),
+        "model": (flt.models, present.models),
+        "user": ((flt.user,) if flt.user else (), present.users),
+    }
+    for name, (values, known) in asked.items():
+        for value in values:
+            if value not in known:
+                print(f"imagelog {args.command}: no call has {name} {value!r}", file=sys.stderr)
+    return flt
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -252,11 +279,12 @@ def _run_export(args: argparse.Namespace) -> int:
 
     try:
         with opened_engine(args) as engine:
+            flt = _log_filter(args, engine)
             if args.output is None:
-                count = export_records(engine, _log_filter(args), args.format, sys.stdout)
+                count = export_records(engine, flt, args.format, sys.stdout)
             else:
                 with args.output.open("w", encoding="utf-8", newline="") as out:
-                    count = export_records(engine, _log_filter(args), args.format, out)
+                    count = export_records(engine, flt, args.format, out)
     except BrokenPipeError:  # `imagelog export | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -374,7 +402,7 @@ def _run_stats(args: argparse.Namespace) -> int:
     from store.queries import provider_summary
 
     with opened_engine(args) as engine:
-        summary = provider_summary(engine, _log_filter(args), by=args.by)
+        summary = provider_summary(engine, _log_filter(args, engine), by=args.by)
     print(format_summary_table(summary.to_dict("records")))
     return 0
 

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from store.capture.writer import insert_calls
 from store.cli import format_summary_table, main
+from store.schema.db import make_engine
 from store.schema.models import Generation
+from store.schema.records import CallRecord
 from store.transfer.demo import load_demo
 from tests.databases import refuse_images_ending
 
@@ -359,3 +362,38 @@ def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
 
     assert exited.value.code == 2
     assert "usage: imagelog" in capsys.readouterr().err
+
+
+def test_a_filter_value_no_call_has_is_named_not_silently_empty(db_url, capsys):
+    engine = make_engine(db_url)
+    insert_calls(engine, [CallRecord(provider="openai", model="dall-e-3", user="ana")])
+    engine.dispose()
+
+    flags = ["--provider", "opneai", "--model", "dall-e-3", "--user", "bob"]
+
+    code = main(["--database-url", db_url, "export", *flags])
+
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "imagelog export: no call has provider 'opneai'" in err
+    assert "no call has user 'bob'" in err
+    assert "model" not in err.replace("no call has provider", "")
+
+
+def test_export_takes_the_cost_filters_of_the_dashboard(db_url, capsys):
+    engine = make_engine(db_url)
+    insert_calls(
+        engine,
+        [
+            CallRecord(provider="p", cost_usd=0.01, prompt="cheap"),
+            CallRecord(provider="p", cost_usd=0.2, prompt="dear"),
+        ],
+    )
+    engine.dispose()
+
+    assert main(["--database-url", db_url, "export", "--min-cost", "0.1"]) == 0
+
+    out = capsys.readouterr().out
+    assert '"dear"' in out and '"cheap"' not in out
+    with pytest.raises(SystemExit):
+        main(["--database-url", db_url, "export", "--max-cost", "nan"])
