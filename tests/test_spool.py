@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,6 +147,81 @@ def test_an_unreadable_line_is_set_aside_and_the_rest_replayed(engine, tmp_path)
     assert replayed == 2
     rejected = spool.rejected_path.read_text()
     assert "spool line 2 unreadable" in rejected and "torn by a cra" in rejected
+
+
+def stored_ids(engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.execute(select(GENERATIONS.c.id)).scalars())
+
+
+def test_a_torn_last_line_is_set_aside_and_the_record_appended_after_it_is_kept(engine, tmp_path):
+    first, torn, after = (CallRecord(provider=name) for name in ("first", "torn", "after"))
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([first])
+    with spool.path.open("ab") as file:  # a crash in the middle of writing a line
+        file.write(spool_line(torn)[:60].encode())
+
+    Spool(spool.path).append([after])  # the next process appends after the torn piece
+    replayed = spool.replay(lambda batch: insert_calls(engine, batch))
+
+    assert replayed == 2
+    assert stored_ids(engine) == {first.id, after.id}
+    rejected = spool.rejected_path.read_text()
+    assert "spool line 2 unreadable" in rejected and torn.id in rejected
+    assert not spool.path.exists()
+
+
+def test_a_torn_line_glued_to_the_next_record_keeps_that_record(engine, tmp_path):
+    # What an append that did not end the torn line first left behind: one line, two pieces.
+    first, torn, after = (CallRecord(provider=name) for name in ("first", "torn", "after"))
+    spool = Spool(tmp_path / "spool.jsonl")
+    glued = spool_line(torn)[:60] + spool_line(after)
+    spool.path.write_text(spool_line(first) + "\n" + glued + "\n")
+
+    replayed = spool.replay(lambda batch: insert_calls(engine, batch))
+
+    assert replayed == 2
+    assert stored_ids(engine) == {first.id, after.id}
+    assert torn.id in spool.rejected_path.read_text()
+
+
+def test_a_torn_line_at_the_very_end_is_set_aside_and_the_spool_emptied(engine, tmp_path):
+    first, torn = CallRecord(provider="first"), CallRecord(provider="torn")
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_text(spool_line(first) + "\n" + spool_line(torn)[:60])
+
+    replayed = spool.replay(lambda batch: insert_calls(engine, batch))
+
+    assert replayed == 1
+    assert torn.id in spool.rejected_path.read_text()
+    assert not spool.pending()
+
+
+def test_an_append_does_not_wait_for_a_replay_and_the_replay_takes_it_too(engine, tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([CallRecord(provider="before") for _ in range(3)])
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_write(batch):
+        writing.set()
+        release.wait(timeout=30)
+        insert_calls(engine, batch)
+
+    replay = threading.Thread(target=spool.replay, args=(slow_write,))
+    replay.start()
+    assert writing.wait(timeout=30)  # the replay is in the middle of writing a batch
+    late = CallRecord(provider="late")
+    appender = threading.Thread(target=spool.append, args=([late],))
+    appender.start()
+    appender.join(timeout=10)
+    appended_meanwhile = not appender.is_alive()
+    release.set()
+    replay.join(timeout=30)
+
+    assert appended_meanwhile  # though the replay was not done
+    assert count(engine, GENERATIONS) == 4
+    assert late.id in stored_ids(engine)
+    assert not spool.pending()
 
 
 def test_image_bytes_survive_the_spool(tmp_path):
