@@ -106,9 +106,8 @@ class ThumbnailWorker:
             self._idle.notify_all()
         if dropped or running:
             log.warning(
-                "thumbnail worker closed after %ss with %d image(s) not saved (%d waiting, "
+                "thumbnail worker closed with %d image(s) not saved (%d waiting, "
                 "%d downloading): `imagelog thumbnails` saves them later",
-                timeout,
                 dropped + running,
                 dropped,
                 running,
