@@ -8,8 +8,11 @@ A recorder starts on a database that was down for a while: `--spooled` records w
 spool. A caller thread records a call every `--interval` seconds while the writer replays the
 spool, and every `record()` is timed. The baseline is the same caller against a recorder with
 an empty spool. The replay runs a batch at a time between the queue's batches, so the caller
-should not notice it; with a small `--max-queue` the calls overflow to the spool itself, which
-a replay never locks.
+should not notice it; with a small `--max-queue` the calls overflow to the spooler thread's
+queue, which appends to the spool without waiting for the replay.
+
+The max is the odd outlier of a busy machine: the interpreter's garbage collection and the
+scheduler pause any thread for tens of milliseconds now and then, with a replay or without.
 """
 
 from __future__ import annotations
