@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -149,3 +151,51 @@ def test_default_recorder_writes_to_the_configured_data_folder(tmp_path, monkeyp
 
     assert (tmp_path / "imagelog.db").exists()
     assert recorder.spool.path == tmp_path / "imagelog.db.spool.jsonl"
+
+
+def test_close_returns_within_its_timeout_while_a_thumbnail_download_hangs(
+    db_url, tmp_path, image_host, caplog
+):
+    url = image_host.url(f"/slow?seconds=4&test={uuid.uuid4().hex}")
+    recorder = Recorder(db_url, spool_path=tmp_path / "s.jsonl")
+    recorder.record(CallRecord(provider="slow-host", images=[ImageRecord(url=url)]))
+
+    started = time.monotonic()
+    recorder.close(timeout=1)
+    took = time.monotonic() - started
+
+    assert took < 3  # not the 4 s the host takes
+    assert "1 image(s) not saved (0 waiting, 1 downloading)" in caplog.text
+    assert count(recorder.engine, GENERATIONS) == 1  # the record itself is stored
+    assert recorder.thumbnails is not None
+    assert recorder.thumbnails.join(timeout=30)  # the download ends on its daemon thread
+
+
+def test_a_program_with_an_image_pending_on_a_slow_host_exits_within_its_exit_timeout(
+    db_url, tmp_path, image_host
+):
+    # The host trickles its answer, one byte every 0.1 s: 60 s for the download.
+    marker = uuid.uuid4().hex
+    url = image_host.url(f"/trickle?bytes=600&interval=0.1&test={marker}")
+    script = textwrap.dedent(
+        f"""
+        from store import Recorder, CallRecord, ImageRecord
+        recorder = Recorder({db_url!r}, spool_path={str(tmp_path / "s.jsonl")!r}, exit_timeout=3)
+        recorder.record(CallRecord(provider="slow-host", images=[ImageRecord(url={url!r})]))
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=environment, timeout=120, capture_output=True, text=True
+    )
+    took = time.monotonic() - started
+
+    assert done.returncode == 0, done.stderr
+    print(f"exit with a download pending, exit_timeout=3: {took:.2f} s")
+    assert took < 3 + 5  # the exit timeout, plus the slack of starting Python and the schema
+    assert any(request.query.get("test") == [marker] for request in image_host.requests)
+    assert "1 image(s) not saved (0 waiting, 1 downloading)" in done.stderr
+    with Recorder(db_url, thumbnails=False, spool_path=tmp_path / "s.jsonl") as recorder:
+        assert count(recorder.engine, GENERATIONS) == 1

@@ -5,6 +5,9 @@ what lands in the `images` row for each way a download can go, down the one path
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +21,9 @@ from store.media.retry import retry_missing_thumbnails
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.models import IMAGES, Image, UrlState
 from store.schema.records import CallRecord, ImageRecord
+from tests.standins import image_host as image_host_routes
 from tests.standins.image_host import draw_image
+from tests.standins.server import LoopbackServer
 
 
 def record_call(engine: Engine, *images: ImageRecord) -> str:
@@ -164,6 +169,64 @@ def test_submit_returns_before_the_download_and_join_waits_for_it(engine, image_
     assert image_row(engine, generation_id).thumbnail is not None
 
 
+@pytest.fixture
+def slow_host() -> Iterator[LoopbackServer]:
+    """A second image host of its own, so the requests it saw are this test's alone."""
+    with LoopbackServer(image_host_routes.route) as server:
+        yield server
+
+
+def wait_for_thumbnail(engine: Engine, generation_id: str, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if image_row(engine, generation_id).thumbnail is not None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_slow_host_takes_two_threads_and_another_hosts_image_is_saved_meanwhile(
+    engine, image_host, slow_host
+):
+    slow = [slow_host.url(f"/slow?seconds=2&image={index}") for index in range(4)]
+    slow_ids = [record_call(engine, ImageRecord(url=url)) for url in slow]
+    fast = image_host.url("/img/meanwhile.png?w=320&h=200")
+    fast_id = record_call(engine, ImageRecord(url=fast))
+
+    with ThumbnailWorker(engine, workers=4) as worker:
+        for generation_id, url in zip(slow_ids, slow, strict=True):
+            worker.submit(generation_id, 0, url, None)
+        worker.submit(fast_id, 0, fast, None)
+
+        fast_saved = wait_for_thumbnail(engine, fast_id)
+        slow_saved_by_then = [image_row(engine, i).thumbnail is not None for i in slow_ids]
+        slow_requests_by_then = len(slow_host.requests)
+        assert worker.join(timeout=60)
+
+    assert fast_saved
+    assert slow_saved_by_then == [False] * 4  # the fast image did not queue behind them
+    assert slow_requests_by_then == 2  # the other two waited for their host's turn
+    assert all(image_row(engine, i).thumbnail is not None for i in slow_ids)
+
+
+def test_close_returns_within_its_timeout_and_counts_the_images_it_drops(engine, slow_host, caplog):
+    caplog.set_level(logging.WARNING, logger="store")
+    urls = [slow_host.url(f"/slow?seconds=3&image={index}") for index in range(3)]
+    ids = [record_call(engine, ImageRecord(url=url)) for url in urls]
+    worker = ThumbnailWorker(engine, workers=4)
+    for generation_id, url in zip(ids, urls, strict=True):
+        worker.submit(generation_id, 0, url, None)
+
+    started = time.monotonic()
+    worker.close(timeout=0.5)
+    took = time.monotonic() - started
+
+    assert took < 2.5  # not the 3 s the host takes
+    assert "3 image(s) not saved (1 waiting, 2 downloading)" in caplog.text
+    assert all(image_row(engine, i).thumbnail is None for i in ids)
+    assert worker.join(timeout=30)  # the two downloads end on their daemon threads
+
+
 def test_image_without_a_row_is_dropped_at_once_with_a_warning(engine, caplog):
     with ThumbnailWorker(engine) as worker:
         worker.submit("0" * 32, 0, None, draw_image(64, 64, "png"))
@@ -226,7 +289,7 @@ def test_records_written_one_by_one_after_a_refused_batch_get_their_thumbnails(
     for record in [good[0], bad, *good[1:]]:
         recorder.record(record)
 
-    assert recorder.flush(timeout=60)
+    assert not recorder.flush(timeout=60)  # the refused record is not stored
     assert seen == [True] * 3
     for record in good:
         assert image_row(recorder.engine, record.id).thumbnail is not None

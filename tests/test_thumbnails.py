@@ -4,12 +4,22 @@ of bad input."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from io import BytesIO
 
 import pytest
 from PIL import Image
 
-from store.media.thumbnails import MAX_IMAGE_PIXELS, THUMBNAIL_SIDE, ImageError, make_thumbnail
+from store.media import thumbnails
+from store.media.decode_budget import DecodeBudget
+from store.media.thumbnails import (
+    MAX_IMAGE_PIXELS,
+    THUMBNAIL_SIDE,
+    ImageError,
+    ImageFacts,
+    make_thumbnail,
+)
 from store.schema.models import IMAGES
 from tests.standins.image_host import draw_image, png_header_only
 
@@ -105,3 +115,118 @@ def test_the_facts_map_onto_images_columns_of_the_same_names():
         "byte_size": len(data),
         "thumbnail": facts.thumbnail,
     }
+
+
+def thumbnail_in_threads(sources: list[bytes]) -> tuple[list[ImageFacts], list[BaseException]]:
+    """make_thumbnail on one thread per source, all at once."""
+    results: list[ImageFacts] = []
+    errors: list[BaseException] = []
+
+    def run(data: bytes) -> None:
+        try:
+            results.append(make_thumbnail(data))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(data,)) for data in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors
+
+
+@pytest.fixture
+def watched_decodes(monkeypatch) -> dict[str, int]:
+    """Counts the decodes in progress (`active`, `most` at once) as make_thumbnail runs them;
+    each one dwells a moment, so decodes the budget did not keep apart would overlap."""
+    seen = {"active": 0, "most": 0}
+    lock = threading.Lock()
+    reduce = thumbnails._reduce_in_strips
+
+    def watched(image, mode, size):
+        with lock:
+            seen["active"] += 1
+            seen["most"] = max(seen["most"], seen["active"])
+        try:
+            time.sleep(0.2)
+            return reduce(image, mode, size)
+        finally:
+            with lock:
+                seen["active"] -= 1
+
+    monkeypatch.setattr(thumbnails, "_reduce_in_strips", watched)
+    return seen
+
+
+def test_decodes_that_together_exceed_the_budget_never_overlap(monkeypatch, watched_decodes):
+    sources = [draw_image(600 + index * 8, 600, "png", alpha=True) for index in range(4)]
+    one_decode = 600 * 600 * 4
+    monkeypatch.setattr(thumbnails, "DECODE_BUDGET", DecodeBudget(one_decode * 3 // 2))
+
+    results, errors = thumbnail_in_threads(sources)
+
+    assert errors == []
+    assert len(results) == 4 and all(facts.thumbnail for facts in results)
+    assert watched_decodes["most"] == 1
+
+
+def test_decodes_that_fit_the_budget_together_run_side_by_side(monkeypatch, watched_decodes):
+    sources = [draw_image(600 + index * 8, 600, "png") for index in range(4)]
+    monkeypatch.setattr(thumbnails, "DECODE_BUDGET", DecodeBudget(700 * 600 * 4 * 4))
+
+    results, errors = thumbnail_in_threads(sources)
+
+    assert errors == [] and len(results) == 4
+    assert watched_decodes["most"] > 1
+
+
+def test_a_decode_waits_while_the_budget_is_spent_and_runs_once_it_is_given_back(monkeypatch):
+    budget = DecodeBudget(1_000_000)
+    monkeypatch.setattr(thumbnails, "DECODE_BUDGET", budget)
+    data = draw_image(300, 200, "png")
+
+    with budget.spend(budget.capacity):
+        waiting = threading.Thread(target=make_thumbnail, args=(data,))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        finished_while_spent = not waiting.is_alive()
+    waiting.join(timeout=30)
+
+    assert not finished_while_spent
+    assert not waiting.is_alive()
+
+
+def test_an_image_larger_than_the_whole_budget_still_gets_its_thumbnail(monkeypatch):
+    monkeypatch.setattr(thumbnails, "DECODE_BUDGET", DecodeBudget(1000))
+
+    facts = make_thumbnail(draw_image(640, 480, "png"))
+
+    assert Image.open(BytesIO(facts.thumbnail)).size == (256, 192)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(monkeypatch):
+    spent: list[int] = []
+    budget = DecodeBudget(1 << 30)
+    spend = budget.spend
+    monkeypatch.setattr(budget, "spend", lambda cost: spent.append(cost) or spend(cost))
+    monkeypatch.setattr(thumbnails, "DECODE_BUDGET", budget)
+
+    facts = make_thumbnail(draw_image(4000, 3000, "jpg"))
+
+    assert (facts.width, facts.height) == (4000, 3000)
+    assert spent == [1000 * 750 * 4]  # 1/4 scale: still over twice the 256 x 192 thumbnail
+    assert Image.open(BytesIO(facts.thumbnail)).size == (256, 192)
+
+
+@pytest.mark.parametrize("alpha", [True, False])
+def test_reducing_strip_by_strip_gives_the_pixels_of_one_whole_reduce(alpha):
+    # 2000 x 1001 reduces by 3 in strips of 522 rows, the last one short and uneven.
+    image = Image.open(BytesIO(draw_image(2000, 1001, "png", alpha=alpha)))
+    mode = "RGBA" if alpha else "RGB"
+
+    reduced = thumbnails._reduce_in_strips(image, mode, (256, 128))
+
+    whole = image.convert(mode).reduce(3)
+    assert reduced.size == whole.size == (667, 334)
+    assert reduced.tobytes() == whole.tobytes()

@@ -5,7 +5,15 @@ slow the call it records.
 HTTP exchanges into records (parsing happens here, not on the caller's thread), inserts them
 with `store.capture.writer.insert_calls`, and hands each image to the thumbnail worker while its URL
 still lives. When the database cannot be reached, batches go to the spool file and are replayed
-once it answers again. Every failure is logged (never with a secret) and swallowed.
+once it answers again, a batch at a time between the queue's own batches. Every failure is
+logged (never with a secret) and swallowed.
+
+Nothing here waits on the caller's thread. When the writer falls behind and its queue is full,
+a record goes to a second queue of the same size, which a spooler thread appends to the spool
+(no database, so it keeps up while the writer waits on one); only when both are full is a record
+dropped, logged and counted in `dropped`. `close()` and the exit hook return within their
+timeout whatever the database and the image hosts do, leaving what is unfinished in the spool
+(records) or to `imagelog thumbnails` (thumbnails).
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from store.schema.records import CallRecord
 
 log = logging.getLogger(__name__)
 
+#: How often the writer looks again while a flush waits for overflowing records to be spooled.
+FLUSH_POLL = 0.05
+
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached; the batch belongs in the spool."""
@@ -50,7 +61,8 @@ class _Barrier:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.stored = False  # True when nothing was left waiting in the spool
+        self.stored = False  # True when every record before it is in the database
+        self.missing = ""  # else what was not stored, and where it is
 
 
 _STOP = object()
@@ -104,18 +116,31 @@ class Recorder:
         self.retry_interval = retry_interval
         self.exit_timeout = exit_timeout
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._overflow: queue.Queue[Any] = queue.Queue(maxsize=max_queue)  # for the spooler
         self._schema_ready = False
         self._retry_at = 0.0  # monotonic time before which the database is taken to be down
         self._closed = False
         self._close_lock = threading.Lock()
+        self.dropped = 0  # records dropped: the queue and the overflow were both full
+        self._dropped_lock = threading.Lock()
+        self._in_hand: list[CallRecord] = []  # the batch the writer is writing right now
+        self._reported = (0, 0)  # rejected and dropped counts already told by a flush
         self._thread = threading.Thread(target=self._run, name="imagelog-writer", daemon=True)
         self._thread.start()
+        self._spooler = threading.Thread(target=self._spool_overflow, name="imagelog-spooler")
+        self._spooler.daemon = True
+        self._spooler.start()
         _LIVE.add(self)
 
     # --- ways in ------------------------------------------------------------------------------
 
     def record(self, call: CallRecord | Exchange) -> None:
-        """Queue a call for writing; returns at once and never raises."""
+        """Queue a call for writing; returns at once and never raises.
+
+        Never waits: when the queue is full, the record goes to the spooler's queue; when that
+        is full too, it is dropped, logged and counted in `dropped`, and the next `flush()`
+        returns False. After `close()` it is appended to the spool on the caller's thread.
+        """
         if not isinstance(call, CallRecord | Exchange):
             log.error("record() takes a CallRecord, got %s: ignored", type(call).__name__)
             return
@@ -125,8 +150,7 @@ class Recorder:
         try:
             self._queue.put_nowait(call)
         except queue.Full:
-            log.warning("recorder queue full: writing one record to the spool directly")
-            self._spool_items([call])
+            self._overflow_or_drop(call)
         except Exception:
             log.exception("could not queue a record")
 
@@ -177,26 +201,39 @@ class Recorder:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything recorded so far is in the database and has its thumbnail.
 
-        Returns False on timeout, or when records still wait in the spool (database down).
+        True only if every record since the previous flush is stored. False, with a warning
+        that says why, on timeout, or when a record was not stored: it waits in the spool (the
+        database is down), it was set aside in the rejected file (the database refused it, or
+        a spool line was unreadable), or it was dropped (see `record()`).
         """
         if self._closed:
+            if self.spool.pending():
+                log.warning("flush after close: records wait in the spool %s", self.spool.path)
             return not self.spool.pending()
         deadline = None if timeout is None else time.monotonic() + timeout
         barrier = _Barrier()
         try:
             self._queue.put(barrier, timeout=timeout)
         except queue.Full:
+            log.warning("flush timed out after %ss: the recorder queue stayed full", timeout)
             return False
         if not barrier.done.wait(_remaining(deadline)):
+            log.warning("flush timed out after %ss: records still being written", timeout)
             return False
         if self.thumbnails is not None and not self.thumbnails.join(_remaining(deadline)):
+            log.warning("flush timed out after %ss: thumbnails still being saved", timeout)
             return False
+        if not barrier.stored:
+            log.warning("flush: not every record was stored: %s", barrier.missing)
         return barrier.stored
 
     def close(self, timeout: float | None = None) -> None:
         """Flush (up to `timeout`), stop the threads and release the database.
 
-        Anything still queued when time runs out goes to the spool: nothing is dropped.
+        Returns within `timeout` (plus an fsync): records not written by then go to the spool,
+        those still queued and those the writer holds (a database that does not answer), so
+        no record is dropped. Thumbnails still waiting or downloading are dropped with a log
+        line; their rows are stored, and `imagelog thumbnails` saves them later.
         """
         with self._close_lock:
             if self._closed:
@@ -204,9 +241,18 @@ class Recorder:
             deadline = None if timeout is None else time.monotonic() + timeout
             self.flush(timeout)
             self._closed = True
-            self._queue.put(_STOP)
+            for items in (self._queue, self._overflow):
+                with contextlib.suppress(queue.Full):  # full: its thread stops once it is empty
+                    items.put_nowait(_STOP)
             self._thread.join(_remaining(deadline))
-            self._spool_items(_drain(self._queue))
+            self._spooler.join(_remaining(deadline))
+            # A writer stuck in the database keeps its batch: spool a copy (ids dedupe a replay).
+            stuck = list(self._in_hand) if self._thread.is_alive() else []
+            left = _drain(self._queue)
+            self._spool_items([*stuck, *left, *_drain(self._overflow)])
+            for barrier in (item for item in left if isinstance(item, _Barrier)):
+                barrier.missing = f"the recorder closed first; records kept in {self.spool.path}"
+                barrier.done.set()  # a flush from another thread: answered False, not left waiting
             if self.thumbnails is not None:
                 self.thumbnails.close(_remaining(deadline))
             self.engine.dispose()
@@ -224,54 +270,103 @@ class Recorder:
         # Upgrade an existing log on start, as the app does; an absent database is retried later.
         with contextlib.suppress(Exception):
             self._ensure_schema()
+        waiting: list[_Barrier] = []  # flushes waiting for the spool to be replayed
         while True:
-            items = self._next_batch()
+            if self.spool.pending() and not self._database_resting():
+                items = self._next_batch(0.0, 0.0)  # what is queued, then back to the replay
+            elif waiting:  # a flush waits for the spooler: look again soon
+                items = self._next_batch(FLUSH_POLL, self.batch_wait)
+            else:
+                items = self._next_batch(self.retry_interval, self.batch_wait)
             barriers = [item for item in items if isinstance(item, _Barrier)]
-            stop = any(item is _STOP for item in items)
+            stop = any(item is _STOP for item in items) or (self._closed and not items)
             calls = [i for i in items if not isinstance(i, _Barrier) and i is not _STOP]
+            outage = False
             try:
-                self._handle(calls, force_replay=bool(barriers))
+                outage = self._handle(calls)
             except Exception:  # the thread must outlive any bug: log and go on
                 log.exception("recorder writer failed on a batch of %d", len(calls))
-            for barrier in barriers:
-                barrier.stored = not self.spool.pending()
-                barrier.done.set()
+            # One batch of the spool between two of the queue: callers' records keep flowing.
+            # A flush tries the database at once, unless this batch just found it away.
+            if self.spool.pending() and not outage and (barriers or not self._database_resting()):
+                self._replay_step()
+            waiting += barriers
+            if waiting and (stop or self._all_written() or self._database_resting()):
+                self._release(waiting)
+                waiting = []
             if stop:
                 return
 
-    def _next_batch(self) -> list[Any]:
-        """Up to `batch_size` items: waits `batch_wait` after the first for more to come, since
-        one insert of many rows costs a fraction of many inserts of one (and so does the CPU
-        taken from the caller's threads). A flush or close cuts the wait short."""
+    def _next_batch(self, wait: float, gather: float) -> list[Any]:
+        """Up to `batch_size` items, the first awaited up to `wait` seconds, then more for up to
+        `gather` seconds (`batch_wait`), since one insert of many rows costs a fraction of many
+        inserts of one (and so does the CPU taken from the caller's threads). Items already
+        queued are taken without waiting; a flush or close cuts the gathering short."""
         try:
-            items = [self._queue.get(timeout=self.retry_interval)]
+            items = [self._queue.get(timeout=wait)]
         except queue.Empty:
             return []
-        deadline = time.monotonic() + self.batch_wait
+        deadline = time.monotonic() + gather
         while len(items) < self.batch_size and not _urgent(items[-1]):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                items.append(self._queue.get(timeout=remaining))
+            try:  # a timeout of 0 still takes an item that is already there
+                items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 break
         return items
 
-    def _handle(self, calls: list[Any], *, force_replay: bool) -> None:
+    def _handle(self, calls: list[Any]) -> bool:
+        """Write the calls, or spool them while the database is away; True when this try found
+        it away (an outage is logged by _write)."""
         records = [_to_record(call) for call in calls]
-        if records:
+        if not records:
+            return False
+        self._in_hand = records
+        try:
             if self._database_resting():
                 self.spool.append(records)
-            else:
-                try:
-                    self._write(records)
-                except DatabaseUnavailable:
-                    self.spool.append(records)
-        if self.spool.pending() and (force_replay or not self._database_resting()):
-            # An outage is logged by _write; the spool keeps everything for the next try.
-            with contextlib.suppress(DatabaseUnavailable):
-                self.spool.replay(self._write)
+                return False
+            try:
+                self._write(records)
+            except DatabaseUnavailable:
+                self.spool.append(records)
+                return True
+            return False
+        finally:
+            self._in_hand = []
+
+    def _replay_step(self) -> None:
+        """Write the spool's next batch; the spool keeps everything for the next try."""
+        try:
+            self.spool.replay_step(self._write)
+        except DatabaseUnavailable:
+            pass  # logged by _unavailable
+        except Exception:
+            log.exception("spool replay failed; tried again in %ss", self.retry_interval)
+            self._retry_at = time.monotonic() + self.retry_interval
+        else:
+            if not self.spool.pending():
+                log.info("spool %s replayed", self.spool.path)
+
+    def _all_written(self) -> bool:
+        """Nothing waits in the spool or on its way there."""
+        return not self.spool.pending() and not self._overflow.unfinished_tasks
+
+    def _release(self, barriers: list[_Barrier]) -> None:
+        """Tell waiting flushes whether every record since the last one is stored."""
+        now = (self.spool.rejected, self.dropped)
+        rejected, dropped = now[0] - self._reported[0], now[1] - self._reported[1]
+        self._reported = now
+        missing = []
+        if not self._all_written():
+            missing.append(f"records wait in the spool {self.spool.path} (database unavailable)")
+        if rejected:
+            missing.append(f"{rejected} set aside in {self.spool.rejected_path}")
+        if dropped:
+            missing.append(f"{dropped} dropped (the queue was full and the spool locked)")
+        for barrier in barriers:
+            barrier.missing = "; ".join(missing)
+            barrier.stored = not missing
+            barrier.done.set()
 
     def _database_resting(self) -> bool:
         return time.monotonic() < self._retry_at
@@ -333,11 +428,44 @@ class Recorder:
                     self.thumbnails.submit(record.id, position, image.url, image.data)
 
     def _spool_items(self, items: Sequence[Any]) -> None:
-        records = [_to_record(item) for item in items if item is not _STOP]
+        records = [_to_record(item) for item in items if isinstance(item, CallRecord | Exchange)]
         try:
             self.spool.append(records)
         except Exception:
             log.exception("could not write %d record(s) to the spool", len(records))
+
+    def _overflow_or_drop(self, call: CallRecord | Exchange) -> None:
+        try:
+            self._overflow.put_nowait(call)
+            return
+        except queue.Full:
+            pass
+        with self._dropped_lock:
+            self.dropped += 1
+            dropped = self.dropped
+        if dropped == 1 or dropped % 1000 == 0:
+            log.error("recorder queue and overflow full: record dropped (%d so far)", dropped)
+
+    def _spool_overflow(self) -> None:
+        """The spooler thread: what overflowed the writer's queue goes to the spool, in
+        batches, without waiting for the database; the writer replays it from there."""
+        while True:
+            try:
+                items = [self._overflow.get(timeout=self.retry_interval)]
+            except queue.Empty:
+                if self._closed:
+                    return
+                continue
+            while len(items) < self.batch_size:
+                try:
+                    items.append(self._overflow.get_nowait())
+                except queue.Empty:
+                    break
+            self._spool_items(items)
+            for _ in items:
+                self._overflow.task_done()
+            if any(item is _STOP for item in items):
+                return
 
 
 def _to_record(call: CallRecord | Exchange) -> CallRecord:
