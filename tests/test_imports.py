@@ -17,7 +17,7 @@ from store.lazy_exports import lazy_exports
 REPO = Path(__file__).resolve().parents[1]
 #: What a light import must not pay for.
 HEAVY = ("httpx", "PIL", "alembic", "pandas", "streamlit", "tqdm", "store.capture.recorder")
-LAZY_PACKAGES = ("store", "store.expiry", "store.queries")
+LAZY_PACKAGES = ("store", "store.expiry", "store.queries", "store.review")
 
 
 def modules_loaded_by(code: str) -> set[str]:
