@@ -35,15 +35,15 @@ def controls(
     key: str,
     on_given: Callable[[], None] | None = None,
 ) -> DeltaGenerator:
-    """Reason, note and one button per verdict for one image; returns the free column at the
-    end of the buttons' row, for a page's own button (the Review page's Skip).
+    """Reason, note and one button per verdict for one image; returns the buttons' row, where
+    a page may add its own button (the Review page's Skip).
 
     On a click the verdict is written, `on_given` is called, the cached reads are dropped and
     the page reruns.
     """
     if message := st.session_state.pop(GIVEN, None):
         st.toast(message, icon=":material/task_alt:")
-    reason_column, note_column = st.columns([2, 3])
+    reason_column, note_column = st.columns(2)
     reason = reason_column.selectbox(
         "Reason (to flag)",
         configured_reasons(),
@@ -54,18 +54,18 @@ def controls(
     note = note_column.text_input(
         "Note", key=f"{key}-note", placeholder="optional, kept in the trail", max_chars=2000
     )
-    columns = st.columns(len(BUTTONS) + 1)
+    # A row that wraps on a narrow screen, instead of columns that cut the labels.
+    row = st.container(horizontal=True, gap="small")
     clicked = None
-    for column, (verdict, (label, icon)) in zip(columns, BUTTONS.items(), strict=False):
+    for verdict, (label, icon) in BUTTONS.items():
         needs_reason = verdict is Verdict.flagged and reason is None
-        if column.button(
+        if row.button(
             label,
             icon=icon,
             key=f"{key}-{verdict.value}",
             type="primary" if verdict is Verdict.approved else "secondary",
             disabled=needs_reason,
             help="Choose a reason first" if needs_reason else None,
-            width="stretch",
         ):
             clicked = verdict
     given = reason if clicked is Verdict.flagged else None
@@ -74,7 +74,7 @@ def controls(
             on_given()
         data.refresh()
         st.rerun()
-    return columns[-1]
+    return row
 
 
 def _give(
@@ -94,7 +94,8 @@ def _give(
         st.error(str(exc), icon=":material/error:")
         return False
     st.session_state[GIVEN] = (
-        f"Image {position + 1}: {badges.verdict_label(change.from_verdict or UNREVIEWED)} → "
+        f"Saved for image {position + 1} of call {generation_id[:8]}…: "
+        f"{badges.verdict_label(change.from_verdict or UNREVIEWED)} → "
         f"{badges.verdict_label(change.to_verdict)}"
     )
     return True

@@ -59,7 +59,7 @@ def progress(walk: dict[str, Any], flt: LogFilter) -> None:
 
 def the_image(call: LogDetail, where: Cursor, walk: dict[str, Any], name: str) -> None:
     image = next(image for image in call.images if image.position == where.position)
-    picture, about = st.columns([2, 3], gap="large")
+    picture, about = st.columns(2, gap="large")
     with picture:
         image_cards.show_picture(image)
         badges.badge(image.url_state)
@@ -82,20 +82,19 @@ def the_image(call: LogDetail, where: Cursor, walk: dict[str, Any], name: str) -
             query_params={"log": call.id},
         )
     with st.container(border=True):
-        spare = verdicts.controls(
+        buttons = verdicts.controls(
             call.id,
             image.position,
             name,
             key=f"review-{where.encode()}",
             on_given=lambda: judged(walk, where),
         )
-        spare.button(
+        buttons.button(
             "Skip",
             icon=":material/skip_next:",
             key=f"review-skip-{where.encode()}",
             on_click=skip,
             args=(walk, where),
-            width="stretch",
         )
 
 
