@@ -48,7 +48,7 @@ COLUMN_CONFIG = {
         options=list(badges.VERDICTS),
         color=[look.hex for look in badges.VERDICTS.values()],
         format_func=badges.verdict_label,
-        width=110,
+        width=150,  # room for "needs another look"
     ),
     "cost_usd": st.column_config.NumberColumn("Cost", format="$%.3f", width=70),
     "latency_ms": st.column_config.NumberColumn("Latency", format="%.0f ms", width=85),

@@ -182,7 +182,7 @@ def reviews(shares: pd.DataFrame) -> None:
         alt.Chart(shares)
         .mark_bar(color="#dc2626")
         .encode(
-            y=alt.Y("label:N", title=None, sort="-x"),
+            y=alt.Y("label:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
             x=alt.X("flagged_share:Q", title="flagged", axis=alt.Axis(format="%")),
             tooltip=[
                 "provider:N",
@@ -194,9 +194,8 @@ def reviews(shares: pd.DataFrame) -> None:
         )
         .properties(height=max(120, 30 * len(shares)))
     )
-    left, right = st.columns([2, 3])
-    left.altair_chart(chart, width="stretch")
-    right.dataframe(
+    st.altair_chart(chart, width="stretch")
+    st.dataframe(
         shares.drop(columns="label"),
         hide_index=True,
         width="stretch",
