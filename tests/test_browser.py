@@ -300,7 +300,10 @@ def test_the_review_walk_judges_images_one_by_one(review_dashboard, review_log, 
         settle(page)
         assert walk_to(page, 2) == (2, total)
 
-        page.locator("[data-testid=stSelectbox]").filter(has_text="Reason (to flag)").click()
+        reasons = page.locator("[data-testid=stSelectbox]").filter(has_text="Reason (to flag)")
+        reasons.scroll_into_view_if_needed()  # a list opened by a click that scrolls closes again
+        settle(page)
+        reasons.click()
         page.get_by_role("option", name="does not match the prompt").click()
         settle(page)
         page.get_by_role("textbox", name="Note").fill("the fox has five legs")
