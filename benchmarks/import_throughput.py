@@ -31,10 +31,11 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from store.queries import LogFilter
 from store.schema.db import make_engine
-from store.schema.models import GENERATIONS, IMAGES, utcnow
-from store.transfer.demo import DemoGenerator
-from store.transfer.jsonl import import_jsonl, parse_line, records_to_jsonl
+from store.schema.models import GENERATIONS, IMAGES
+from store.transfer.demo import load_demo
+from store.transfer.jsonl import export_records, import_jsonl, parse_line
 
 DEFAULT_POSTGRES = os.environ.get(
     "IMAGELOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -42,10 +43,17 @@ DEFAULT_POSTGRES = os.environ.get(
 
 
 def make_file(path: Path, count: int) -> None:
-    """`count` demo calls as `export` writes them."""
-    generator = DemoGenerator(seed=11, now=utcnow(), variants=1)
-    with path.open("w", encoding="utf-8") as out:
-        records_to_jsonl(generator.records(count), out)
+    """`count` demo calls as `export` writes them: loaded into a scratch log, then exported
+    (an export carries every column, so import stores them as given)."""
+    source = path.with_suffix(".source.db")
+    engine = make_engine(f"sqlite:///{source}")
+    try:
+        load_demo(engine, count=count, seed=11)
+        with path.open("w", encoding="utf-8") as out:
+            export_records(engine, LogFilter(), "jsonl", out)
+    finally:
+        engine.dispose()
+        _unlink_sqlite(source)
 
 
 def fresh_databases(backend: str, scratch: Path) -> Iterator[tuple[str, Callable[[], None]]]:

@@ -66,7 +66,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, OpenAIStandIn() as api:
         url = args.database_url or f"sqlite:///{folder}/bench.db"
         recorder = Recorder(
-            url, thumbnails=not args.no_thumbnails, spool_path=Path(folder) / "spool.jsonl"
+            url,
+            thumbnails=not args.no_thumbnails,
+            spool_path=Path(folder) / "spool.jsonl",
+            allowed_networks="127.0.0.0/8",  # the stand-in's image URLs are on loopback
         )
         plain = OpenAI(
             base_url=api.v1,

@@ -22,6 +22,7 @@ from store.schema.enums import Status, UrlState
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from store.media.network_guard import Network
     from store.queries import LogFilter
     from store.schema.progress import Progress
 
@@ -127,10 +128,19 @@ def _add_import(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
         help="load calls from a JSONL file (one CallRecord per line)",
-        description="Load calls from a JSONL file. Bad lines are reported and skipped; ids "
-        "already in the log are skipped, so importing a file twice is harmless.",
+        description="Load calls from a JSONL file. Bad lines are reported by number and "
+        "skipped; a record the database refuses is reported by number and set aside, with the "
+        "reason, in a rejected file; everything else is stored. Ids already in the log are "
+        "skipped, so importing a file twice is harmless. Exits 1 when any line was not stored.",
     )
     parser.add_argument("file", type=Path, help="the .jsonl file ('-' for standard input)")
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where records the database refuses go (default: FILE.rejected.jsonl beside the "
+        "file; for standard input, import-<UTC time>.rejected.jsonl in the data folder)",
+    )
     parser.add_argument(
         "--batch-size", type=_positive, default=1000, help="records per insert batch"
     )
@@ -144,6 +154,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
     from store.capture.redaction import describe_exception
     from store.transfer.jsonl import UnreadableFile, import_jsonl
+    from store.transfer.storing import RejectedFileError
 
     try:
         with (
@@ -155,12 +166,20 @@ def _run_import(args: argparse.Namespace) -> int:
             summary = import_jsonl(
                 engine,
                 args.file,
+                rejected=args.rejected,
                 batch_size=args.batch_size,
                 report=lambda problem: tqdm.write(str(problem), file=sys.stderr),
                 on_progress=on_progress,
             )
     except UnreadableFile as exc:
         print(f"imagelog import: {exc}", file=sys.stderr)
+        return 1
+    except RejectedFileError as exc:
+        print(
+            f"imagelog import: {exc}\nThe lines stored before stay; run the same import again "
+            "with --rejected PATH to finish (ids already in the log are skipped).",
+            file=sys.stderr,
+        )
         return 1
     except SQLAlchemyError as exc:  # the message only: SQLAlchemy's text carries every row
         print(
@@ -171,7 +190,7 @@ def _run_import(args: argparse.Namespace) -> int:
         )
         return 1
     print(summary.describe())
-    return 1 if summary.failed else 0
+    return 0 if summary.complete else 1
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -182,7 +201,9 @@ def _add_export(subparsers: Subparsers) -> None:
         "export",
         help="write calls as JSONL (importable) or CSV",
         description="Write the calls matching the filters, newest first, streamed from the "
-        "database. JSONL lines are CallRecords that `import` reads back.",
+        "database. A JSONL line is a call with every column (nulls included) and its images "
+        "with their thumbnails (base64): `import` reads it back row for row. CSV has the same "
+        "columns but no thumbnails.",
     )
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     parser.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
@@ -208,22 +229,49 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         help="only calls with an image in this URL state (repeatable)",
     )
     parser.add_argument("--search", help="full-text search in prompts")
+    parser.add_argument("--min-cost", type=_cost, help="cost at least this many USD")
+    parser.add_argument("--max-cost", type=_cost, help="cost at most this many USD")
 
 
-def _log_filter(args: argparse.Namespace) -> LogFilter:
-    from store.queries import LogFilter
+def _cost(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of USD: {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"a cost is 0 or more USD, not {text!r}")
+    return value
 
-    return LogFilter(
+
+def _log_filter(args: argparse.Namespace, engine: Engine) -> LogFilter:
+    """The flags' filter. A provider, model or user that no call has is named on stderr (a
+    typo must not pass for "no calls match")."""
+    from store.queries import LogFilter, facets
+
+    flt = LogFilter(
         providers=tuple(args.provider or ()),
         models=tuple(args.model or ()),
         statuses=(args.status,) if args.status else (),
         url_states=tuple(args.url_state or ()),
         since=args.since,
         until=args.until,
+        min_cost=args.min_cost,
+        max_cost=args.max_cost,
         user=args.user,
         tag=args.tag,
         search=args.search,
     )
+    present = facets(engine)
+    asked = {
+        "provider": (flt.providers, present.providers),
+        "model": (flt.models, present.models),
+        "user": ((flt.user,) if flt.user else (), present.users),
+    }
+    for name, (values, known) in asked.items():
+        for value in values:
+            if value not in known:
+                print(f"imagelog {args.command}: no call has {name} {value!r}", file=sys.stderr)
+    return flt
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -231,11 +279,12 @@ def _run_export(args: argparse.Namespace) -> int:
 
     try:
         with opened_engine(args) as engine:
+            flt = _log_filter(args, engine)
             if args.output is None:
-                count = export_records(engine, _log_filter(args), args.format, sys.stdout)
+                count = export_records(engine, flt, args.format, sys.stdout)
             else:
                 with args.output.open("w", encoding="utf-8", newline="") as out:
-                    count = export_records(engine, _log_filter(args), args.format, out)
+                    count = export_records(engine, flt, args.format, out)
     except BrokenPipeError:  # `imagelog export | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -244,6 +293,95 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     print(f"exported {count} calls", file=sys.stderr)
     return 0
+
+
+# --- copy -------------------------------------------------------------------------------------
+
+
+def _add_copy(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "copy",
+        help="copy the whole log to another database (e.g. SQLite to PostgreSQL)",
+        description="Copy every call and image of the log (--database-url, else the configured "
+        "one) to the database at --to, as stored, newest first. Calls the target already holds "
+        "are skipped, so running it again finishes an interrupted copy or brings the target up "
+        "to date. A call the target refuses is set aside, with the reason, in a rejected file "
+        "and the rest is copied. Exits 1 when any call was not copied.",
+    )
+    parser.add_argument(
+        "--to",
+        required=True,
+        type=_database_url,
+        metavar="URL",
+        help="SQLAlchemy URL of the target log (its schema is created or upgraded)",
+    )
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where calls the target refuses go "
+        "(default: copy-<UTC time>.rejected.jsonl in the data folder)",
+    )
+    parser.add_argument("--batch-size", type=_positive, default=1000, help="calls per batch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_copy)
+
+
+def _database_url(text: str) -> str:
+    """A SQLAlchemy URL from the command line, checked for its form and its database kind
+    (not for a server)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text).get_dialect()
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _run_copy(args: argparse.Namespace) -> int:
+    from store.capture.redaction import describe_exception
+    from store.schema.db import UNAVAILABLE_ERRORS, display_url, make_engine
+    from store.transfer.copy import copy_log
+    from store.transfer.storing import RejectedFileError
+
+    with opened_engine(args) as source:
+        try:
+            target = make_engine(args.to)
+        except UNAVAILABLE_ERRORS as exc:
+            where = display_url(args.to)
+            print(
+                f"imagelog copy: cannot use the target database {where}: {describe_exception(exc)}",
+                file=sys.stderr,
+            )
+            return 1
+        try:
+            with progress_bar("copy", "calls", enabled=not args.no_progress) as on_progress:
+                summary = copy_log(
+                    source,
+                    target,
+                    rejected=args.rejected,
+                    batch_size=args.batch_size,
+                    on_progress=on_progress,
+                )
+        except RejectedFileError as exc:
+            return _copy_stopped(str(exc))
+        except UNAVAILABLE_ERRORS as exc:
+            return _copy_stopped(f"a database failed: {describe_exception(exc)}")
+        finally:
+            target.dispose()
+    print(summary.describe())
+    return 0 if summary.complete else 1
+
+
+def _copy_stopped(reason: str) -> int:
+    print(
+        f"imagelog copy: {reason}\nThe calls copied before stay; run the same copy again "
+        "to finish (calls the target holds are skipped).",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # --- stats ------------------------------------------------------------------------------------
@@ -264,7 +402,7 @@ def _run_stats(args: argparse.Namespace) -> int:
     from store.queries import provider_summary
 
     with opened_engine(args) as engine:
-        summary = provider_summary(engine, _log_filter(args), by=args.by)
+        summary = provider_summary(engine, _log_filter(args, engine), by=args.by)
     print(format_summary_table(summary.to_dict("records")))
     return 0
 
@@ -361,6 +499,7 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
 def _run_thumbnails(args: argparse.Namespace) -> int:
     from store.media.retry import retry_missing_thumbnails
 
+    allowed_networks = _allowed_networks(args)
     with (
         opened_engine(args) as engine,
         progress_bar("thumbnails", "image", enabled=not args.no_progress) as on_progress,
@@ -371,9 +510,20 @@ def _run_thumbnails(args: argparse.Namespace) -> int:
             workers=args.workers,
             archive_dir=args.archive_dir,
             on_progress=on_progress,
+            allowed_networks=allowed_networks,
         )
     print(summary.describe())
     return 0
+
+
+def _allowed_networks(args: argparse.Namespace) -> list[Network]:
+    """`IMAGELOG_ALLOWED_NETWORKS`, read before any work starts: a bad entry is one clear line."""
+    from store.media.network_guard import allowed_networks_from_environment
+
+    try:
+        return allowed_networks_from_environment()
+    except ValueError as exc:
+        raise SystemExit(f"imagelog {args.command}: {exc}") from None
 
 
 # --- check ------------------------------------------------------------------------------------
@@ -424,7 +574,10 @@ def _run_check(args: argparse.Namespace) -> int:
     from store.expiry import CheckOptions, check_images
 
     options = CheckOptions(
-        mode=args.mode, stale_after=args.stale_after, concurrency=args.concurrency
+        mode=args.mode,
+        stale_after=args.stale_after,
+        concurrency=args.concurrency,
+        allowed_networks=_allowed_networks(args),
     )
     with (
         opened_engine(args) as engine,
@@ -483,8 +636,8 @@ def _run_review_list(args: argparse.Namespace) -> int:
     from store.review import list_images
     from store.schema.enums import UNREVIEWED
 
-    flt = replace(_log_filter(args), verdicts=tuple(args.verdict or ()))
     with opened_engine(args) as engine:
+        flt = replace(_log_filter(args, engine), verdicts=tuple(args.verdict or ()))
         rows, more = list_images(engine, flt, limit=args.limit)
     if not rows:
         print("no images match")
@@ -552,6 +705,7 @@ def _run_review_trail(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_import,
     _add_export,
+    _add_copy,
     _add_stats,
     _add_demo,
     _add_thumbnails,

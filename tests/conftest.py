@@ -3,19 +3,23 @@
 `db_url` is parametrized: each store test runs once on a new SQLite file and once on a new
 PostgreSQL schema (so parallel runs and helpers never see each other's rows). PostgreSQL comes
 from `IMAGELOG_TEST_POSTGRES_URL` (CI sets it), default the local server's `test` database.
+
+The stand-in hosts listen on loopback, which the network guard refuses to fetch from, so the
+whole session opts loopback in (`LOOPBACK_OPT_IN`); tests/test_network_guard.py drops it.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from store import Recorder
+from store.media.network_guard import ALLOWED_NETWORKS_ENV
 from store.schema.db import make_engine
 from tests.standins import image_host as image_host_routes
 from tests.standins.openai_server import OpenAIStandIn
@@ -25,6 +29,17 @@ from tests.standins.signed_host import SignedHost
 POSTGRES_URL = os.environ.get(
     "IMAGELOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+#: What the session lets server-side fetches reach: the loopback stand-ins, and nothing else.
+LOOPBACK_OPT_IN = "127.0.0.0/8,::1/128"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_opt_in() -> Iterator[None]:
+    """`IMAGELOG_ALLOWED_NETWORKS` for the loopback stand-ins, in this process and the commands
+    and servers it starts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ALLOWED_NETWORKS_ENV, LOOPBACK_OPT_IN)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +72,24 @@ def db_url(request, tmp_path) -> Iterator[str]:
     yield _postgres_schema_url(admin, schema)
     with admin.connect() as connection:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def fresh_db_url(request, tmp_path) -> Iterator[Callable[[str], str]]:
+    """`fresh_db_url("sqlite" | "postgresql")`: a URL to one more empty database, for tests
+    that move a log from one database to another."""
+    schemas: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
+        schemas.append(f"t_{uuid.uuid4().hex[:12]}")
+        return _postgres_schema_url(request.getfixturevalue("postgres_admin"), schemas[-1])
+
+    yield make
+    for schema in schemas:
+        with request.getfixturevalue("postgres_admin").connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ backoff, the --due selection, the last-chance thumbnail, and never a false "expi
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -146,6 +147,18 @@ def test_a_transient_failure_never_turns_a_live_url_expired(engine, host):
     rows = rows_by_id(engine, ids)
     assert [r.url_state for r in rows] == ["unknown"] * 4 + ["expired"]
     assert [r.check_failures for r in rows] == [1] * 5
+
+
+def test_a_host_trickling_its_headers_is_cut_at_the_deadline_and_never_expired(engine, image_host):
+    [image_id] = add_images(engine, image_host.url("/trickle-headers?interval=0.05&seconds=30"))
+    started = time.monotonic()
+
+    summary = check_images(engine, CheckOptions(mode="all", timeout=0.5))  # deadline 1 s
+
+    assert time.monotonic() - started < 2.5
+    [row] = rows_by_id(engine, [image_id])
+    assert (row.url_state, row.last_error_code, row.check_failures) == ("unknown", "Timeout", 1)
+    assert summary.errors == 1
 
 
 def test_a_failing_url_waits_out_its_backoff_then_recovers(engine, host):

@@ -16,16 +16,24 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from store.capture.writer import insert_calls
 from store.cli import format_summary_table, main
+from store.schema.db import make_engine
 from store.schema.models import Generation
+from store.schema.records import CallRecord
 from store.transfer.demo import load_demo
+from tests.databases import refuse_images_ending
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    db_url: str, *args: str, stdin: str | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "IMAGELOG_DATABASE_URL": db_url}
+    if home is not None:  # the data folder
+        env["IMAGELOG_HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "store", *args],
         cwd=REPO,
@@ -74,7 +82,7 @@ def test_demo_then_stats_prints_calls_cost_and_latency_by_provider(db_url):
     assert float(rows["openai"][5]) > 1  # p50 in seconds
 
 
-def test_import_reports_bad_lines_on_stderr_and_imports_the_rest(db_url, tmp_path):
+def test_import_reports_bad_lines_on_stderr_imports_the_rest_and_exits_1(db_url, tmp_path):
     path = tmp_path / "calls.jsonl"
     path.write_text(
         "\n".join([call_line(1), "{oops", call_line(3, provider=""), call_line(4)]) + "\n"
@@ -82,12 +90,14 @@ def test_import_reports_bad_lines_on_stderr_and_imports_the_rest(db_url, tmp_pat
 
     result = run_cli(db_url, "import", str(path), "--no-progress")
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # not every line is in the log
     assert "line 2: Invalid JSON" in result.stderr
     assert "line 3: provider:" in result.stderr
     assert result.stdout.strip() == (
-        "imported 2, skipped 2 bad lines, 0 duplicates (ids already imported)"
+        "imported 2, skipped 2 bad lines, 0 duplicates (ids already imported), "
+        "0 refused by the database"
     )
+    assert not (tmp_path / "calls.jsonl.rejected.jsonl").exists()  # nothing was refused
 
 
 def test_import_fails_when_no_line_is_valid_or_the_file_is_missing(db_url, tmp_path):
@@ -110,6 +120,63 @@ def test_import_reads_standard_input(db_url, engine):
     assert result.returncode == 0, result.stderr
     assert calls_in(engine) == 2
     assert "import: " in result.stderr and "B [" in result.stderr  # bytes read, no total
+
+
+def refused_file(tmp_path: Path) -> Path:
+    """A file of three calls whose second one the database refuses (see refuse_images_ending)."""
+    path = tmp_path / "calls.jsonl"
+    lines = [call_line(n, images=[{"url": f"https://img.example/{n}.png"}]) for n in (1, 3)]
+    refused = call_line(2, images=[{"url": "https://img.example/refused.png"}])
+    path.write_text("\n".join([lines[0], refused, lines[1]]) + "\n")
+    return path
+
+
+def test_import_sets_what_the_database_refuses_aside_beside_the_file_and_exits_1(
+    db_url, engine, tmp_path
+):
+    refuse_images_ending(engine, "/refused.png")
+    path = refused_file(tmp_path)
+
+    result = run_cli(db_url, "import", str(path), "--no-progress")
+
+    rejected = tmp_path / "calls.jsonl.rejected.jsonl"
+    assert result.returncode == 1
+    assert "line 2: refused by the database: " in result.stderr
+    assert result.stdout.strip() == (
+        "imported 2, skipped 0 bad lines, 0 duplicates (ids already imported), "
+        f"1 refused by the database (set aside with the reasons in {rejected})"
+    )
+    assert calls_in(engine) == 2
+    assert json.loads(rejected.read_text())["record"]["id"] == f"{2:032x}"
+
+
+def test_import_rejected_option_chooses_where_refused_records_go(db_url, engine, tmp_path):
+    refuse_images_ending(engine, "/refused.png")
+    chosen = tmp_path / "elsewhere.jsonl"
+
+    result = run_cli(
+        db_url, "import", str(refused_file(tmp_path)), "--rejected", str(chosen), "--no-progress"
+    )
+
+    assert result.returncode == 1
+    assert json.loads(chosen.read_text())["line_number"] == 2
+    assert not (tmp_path / "calls.jsonl.rejected.jsonl").exists()
+
+
+def test_import_from_standard_input_sets_refused_records_aside_in_the_data_folder(
+    db_url, engine, tmp_path
+):
+    refuse_images_ending(engine, "/refused.png")
+    home = tmp_path / "data"  # not there yet: the data folder is the one imagelog creates
+
+    result = run_cli(
+        db_url, "import", "-", "--no-progress", stdin=refused_file(tmp_path).read_text(), home=home
+    )
+
+    [rejected] = home.glob("import-*.rejected.jsonl")
+    assert result.returncode == 1
+    assert str(rejected) in result.stdout
+    assert json.loads(rejected.read_text())["line_number"] == 2
 
 
 def test_progress_bars_are_drawn_on_stderr_from_the_librarys_callbacks(db_url, capsys):
@@ -137,7 +204,8 @@ def test_export_jsonl_to_stdout_reads_back_with_import(engine, db_url, tmp_path,
     again.write_text(exported.out)
     assert main(["--database-url", db_url, "import", str(again), "--no-progress"]) == 0
     assert capsys.readouterr().out.strip() == (
-        "imported 0, skipped 0 bad lines, 3 duplicates (ids already imported)"
+        "imported 0, skipped 0 bad lines, 3 duplicates (ids already imported), "
+        "0 refused by the database"
     )
     assert calls_in(engine) == 3
 
@@ -282,6 +350,9 @@ def test_a_typo_in_a_sqlite_path_creates_no_folders(tmp_path, capsys):
         ["import", "x.jsonl", "--batch-size", "0"],
         ["export", "--since", "yesterday"],
         ["export", "--format", "xml"],
+        ["copy"],  # no --to
+        ["copy", "--to", "not a database url"],
+        ["copy", "--to", "nosuchdb://host/log"],
         ["frobnicate"],
     ],
 )
@@ -291,3 +362,38 @@ def test_bad_arguments_exit_with_a_usage_error(argv, capsys):
 
     assert exited.value.code == 2
     assert "usage: imagelog" in capsys.readouterr().err
+
+
+def test_a_filter_value_no_call_has_is_named_not_silently_empty(db_url, capsys):
+    engine = make_engine(db_url)
+    insert_calls(engine, [CallRecord(provider="openai", model="dall-e-3", user="ana")])
+    engine.dispose()
+
+    flags = ["--provider", "opneai", "--model", "dall-e-3", "--user", "bob"]
+
+    code = main(["--database-url", db_url, "export", *flags])
+
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "imagelog export: no call has provider 'opneai'" in err
+    assert "no call has user 'bob'" in err
+    assert "model" not in err.replace("no call has provider", "")
+
+
+def test_export_takes_the_cost_filters_of_the_dashboard(db_url, capsys):
+    engine = make_engine(db_url)
+    insert_calls(
+        engine,
+        [
+            CallRecord(provider="p", cost_usd=0.01, prompt="cheap"),
+            CallRecord(provider="p", cost_usd=0.2, prompt="dear"),
+        ],
+    )
+    engine.dispose()
+
+    assert main(["--database-url", db_url, "export", "--min-cost", "0.1"]) == 0
+
+    out = capsys.readouterr().out
+    assert '"dear"' in out and '"cheap"' not in out
+    with pytest.raises(SystemExit):
+        main(["--database-url", db_url, "export", "--max-cost", "nan"])

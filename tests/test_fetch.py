@@ -3,6 +3,8 @@ answer a FetchError that says what happened and what it proves about the URL."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -92,6 +94,31 @@ def test_fetch_of_a_trickling_host_stops_at_the_deadline(client, image_host):
 
     with pytest.raises(FetchError, match=r"slower than 0\.3 s"):
         fetch_image(client, url, deadline_seconds=0.3)
+
+
+def test_fetch_of_a_host_trickling_its_headers_stops_at_the_deadline(client, image_host):
+    # A header byte every 50 ms: no read ever times out, and the headers never end.
+    url = image_host.url("/trickle-headers?interval=0.05&seconds=30")
+    started = time.monotonic()
+
+    with pytest.raises(FetchError, match=r"slower than 1 s") as raised:
+        fetch_image(client, url, deadline_seconds=1.0)
+
+    assert 1.0 <= time.monotonic() - started < 1.5
+    assert (raised.value.status, raised.value.url_state) == (None, UrlState.unknown)
+    assert raised.value.error_code == "Timeout"
+
+
+def test_a_fetchs_deadline_ends_with_it(client, image_host):
+    with pytest.raises(FetchError, match="slower than"):
+        fetch_image(
+            client, image_host.url("/trickle?bytes=200&interval=0.05"), deadline_seconds=0.3
+        )
+    time.sleep(0.3)
+
+    fetched = fetch_image(client, image_host.url("/img/again.png?w=8&h=8"), deadline_seconds=5)
+
+    assert fetched.data == draw_image(8, 8, "png")
 
 
 def test_fetch_of_a_reset_connection_is_a_fetch_error_without_status(client, image_host):

@@ -61,7 +61,8 @@ def test_imagelog_help_lists_every_command():
         [sys.executable, "-m", "store", "--help"], capture_output=True, text=True, check=True
     )
 
-    for command in ("import", "export", "stats", "demo", "thumbnails", "check", "review"):
+    commands = ("import", "export", "copy", "stats", "demo", "thumbnails", "check", "review")
+    for command in commands:
         assert command in done.stdout
 
 

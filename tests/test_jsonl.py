@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import create_engine, delete, func, select
+from sqlalchemy.exc import OperationalError
 
 from store.queries import LogFilter
 from store.schema.models import Generation, Image
@@ -29,6 +30,7 @@ from store.transfer.jsonl import (
     records_to_csv,
     records_to_jsonl,
 )
+from tests.databases import refuse_images_ending
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 PNG_1PX = base64.b64decode(
@@ -95,7 +97,7 @@ def test_bad_lines_are_reported_by_number_and_reason_and_the_rest_is_imported(en
     assert "object" in reasons[5]
     assert str(problems[0]).startswith("line 2: ")
     assert count(engine) == 2
-    assert not summary.failed
+    assert not summary.complete  # lines were left out
 
 
 def test_importing_a_file_twice_counts_duplicates_and_adds_nothing(engine, tmp_path):
@@ -107,7 +109,7 @@ def test_importing_a_file_twice_counts_duplicates_and_adds_nothing(engine, tmp_p
     again = import_jsonl(engine, path)
 
     assert (again.imported, again.duplicates, again.skipped) == (0, 3, 0)
-    assert not again.failed  # nothing new is not a failure
+    assert again.complete  # nothing new is not a failure
     assert count(engine) == 3
     assert count(engine, Image) == 3
 
@@ -163,12 +165,12 @@ def test_a_line_without_source_is_marked_as_imported_and_one_with_source_keeps_i
     assert from_demo.source == "demo"
 
 
-def test_a_file_of_only_bad_lines_is_a_failed_import(engine, tmp_path):
+def test_a_file_of_only_bad_lines_is_an_incomplete_import(engine, tmp_path):
     path = write(tmp_path, ["not json", '{"provider": ""}'])
 
     summary = import_jsonl(engine, path)
 
-    assert summary.failed
+    assert not summary.complete
     assert summary.lines == 2
     assert count(engine) == 0
 
@@ -179,7 +181,7 @@ def test_an_empty_file_imports_nothing_and_is_not_a_failure(engine, tmp_path):
 
     summary = import_jsonl(engine, path)
 
-    assert (summary.lines, summary.failed) == (0, False)
+    assert (summary.lines, summary.complete) == (0, True)
 
 
 def test_a_line_that_is_not_utf8_is_a_bad_line_not_a_crash(engine, tmp_path):
@@ -287,6 +289,34 @@ def test_export_then_import_gives_back_the_same_calls(engine, tmp_path):
     assert exported[2]["http_status"] == 429
 
 
+def test_import_works_out_the_columns_a_line_leaves_out_and_keeps_those_it_gives(engine, tmp_path):
+    params = {"size": "1024x1024", "quality": "hd", "n": 1}
+    image = {"url": "https://a.example/1.png"}
+    given = {"size": "512x512", "cost_usd": 0.5, "cost_source": "reported", "image_count": 4}
+    path = write(
+        tmp_path,
+        [
+            line(rid(1), params=params, images=[image]),
+            line(rid(2), params=params, images=[image], **given),
+        ],
+    )
+
+    import_jsonl(engine, path)
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                Generation.size, Generation.cost_usd, Generation.cost_source, Generation.image_count
+            ).order_by(Generation.id)
+        ).all()
+        hosts = connection.scalars(select(Image.url_host)).all()
+    assert [tuple(row) for row in rows] == [
+        ("1024x1024", 0.08, "per_image", 1),  # from the params, the price table, the images
+        ("512x512", 0.5, "reported", 4),
+    ]
+    assert hosts == ["a.example", "a.example"]
+
+
 def test_export_keeps_only_the_calls_the_filter_matches(engine, tmp_path):
     import_jsonl(
         engine,
@@ -330,6 +360,36 @@ def test_csv_has_a_header_and_one_flat_row_per_call_with_nested_fields_as_json(e
     assert rows[0]["error"] == ""  # None is an empty cell
 
 
+def test_jsonl_carries_thumbnails_and_csv_leaves_them_out(engine, tmp_path):
+    import_jsonl(
+        engine,
+        write(
+            tmp_path,
+            [
+                line(
+                    rid(1),
+                    images=[
+                        {
+                            "url": "https://a.example/1.png",
+                            "thumbnail": base64.b64encode(PNG_1PX).decode(),
+                        }
+                    ],
+                )
+            ],
+        ),
+    )
+    jsonl, table = io.StringIO(), io.StringIO()
+
+    export_records(engine, LogFilter(), "jsonl", jsonl)
+    export_records(engine, LogFilter(), "csv", table)
+
+    [image] = json.loads(jsonl.getvalue())["images"]
+    assert base64.urlsafe_b64decode(image["thumbnail"]) == PNG_1PX
+    [row] = csv.DictReader(io.StringIO(table.getvalue()))
+    [csv_image] = json.loads(row["images"])
+    assert "thumbnail" not in csv_image and csv_image["url"] == "https://a.example/1.png"
+
+
 def test_serialisers_stream_records_they_are_given_without_a_database():
     records = (CallRecord(id=rid(n), provider="openai", created_at=T0) for n in range(3))
     out = io.StringIO()
@@ -337,3 +397,92 @@ def test_serialisers_stream_records_they_are_given_without_a_database():
     assert records_to_jsonl(records, out) == 3
     assert len(out.getvalue().splitlines()) == 3
     assert records_to_csv([], io.StringIO()) == 0
+
+
+def test_a_record_the_database_refuses_is_reported_set_aside_and_its_batch_stored(engine, tmp_path):
+    refuse_images_ending(engine, "/refused.png")
+    path = write(
+        tmp_path,
+        [
+            line(rid(1), images=[{"url": "https://img.example/1.png"}]),
+            line(rid(2), images=[{"url": "https://img.example/refused.png"}]),
+            "not json",
+            line(rid(4), images=[{"url": "https://img.example/4.png"}]),
+        ],
+    )
+    problems: list[LineProblem] = []
+
+    summary = import_jsonl(engine, path, report=problems.append)  # one batch of three records
+
+    rejected = tmp_path / "calls.jsonl.rejected.jsonl"
+    assert (summary.imported, summary.skipped, summary.refused) == (2, 1, 1)
+    assert summary.rejected_path == rejected and not summary.complete
+    assert [problem.line for problem in problems] == [3, 2]  # bad lines as read, then refusals
+    assert problems[1].reason.startswith("refused by the database: ")
+    assert "refused here" in problems[1].reason
+    with engine.connect() as connection:
+        assert list(connection.scalars(select(Generation.id).order_by(Generation.id))) == [
+            rid(1),
+            rid(4),
+        ]
+        assert count(engine, Image) == 2  # the refused call left neither row behind
+    [entry] = [json.loads(text) for text in rejected.read_text().splitlines()]
+    assert entry["line_number"] == 2 and "refused here" in entry["reason"]
+    assert entry["record"] == json.loads(
+        line(rid(2), images=[{"url": "https://img.example/refused.png"}])
+    )
+
+
+def test_a_rerun_refuses_the_same_record_again_and_stores_nothing_twice(engine, tmp_path):
+    refuse_images_ending(engine, "/refused.png")
+    lines = [line(rid(n), images=[{"url": f"https://img.example/{n}.png"}]) for n in (1, 3)]
+    path = write(
+        tmp_path, [*lines, line(rid(2), images=[{"url": "https://i.example/refused.png"}])]
+    )
+    import_jsonl(engine, path, batch_size=2)
+
+    again = import_jsonl(engine, path, batch_size=2)
+
+    assert (again.imported, again.duplicates, again.refused) == (0, 2, 1)
+    assert count(engine) == 2 and count(engine, Image) == 2
+    assert len((tmp_path / "calls.jsonl.rejected.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_json_number_postgresql_cannot_hold_is_refused_there_and_kept_by_sqlite(engine, tmp_path):
+    # NaN and 1e400 (infinity) pass the record model inside JSON values; SQLite stores the
+    # text, PostgreSQL's jsonb refuses it: a refusal only the database can make.
+    path = write(
+        tmp_path,
+        [line(rid(1)), line(rid(2), params={"strength": float("nan")}), line(rid(3))],
+    )
+    problems: list[LineProblem] = []
+
+    summary = import_jsonl(
+        engine, path, rejected=tmp_path / "set-aside.jsonl", report=problems.append
+    )
+
+    if engine.dialect.name == "postgresql":
+        assert (summary.imported, summary.refused) == (2, 1)
+        assert [problem.line for problem in problems] == [2]
+        assert "invalid input syntax for type json" in problems[0].reason
+        entry = json.loads((tmp_path / "set-aside.jsonl").read_text())
+        assert (
+            entry["record"]["id"] == rid(2) and "NaN" in (tmp_path / "set-aside.jsonl").read_text()
+        )
+    else:
+        assert (summary.imported, summary.refused, problems) == (3, 0, [])
+        assert not (tmp_path / "set-aside.jsonl").exists()
+
+
+def test_a_database_that_goes_away_stops_the_import_instead_of_rejecting_records(engine, tmp_path):
+    path = write(tmp_path, [line(rid(n)) for n in range(1, 4)])
+    if engine.dialect.name == "sqlite":
+        gone_url = engine.url.set(database=str(tmp_path / "no" / "such.db"))
+    else:
+        gone_url = engine.url.set(port=1)  # nothing listens there
+    gone = create_engine(gone_url)
+
+    with pytest.raises(OperationalError):
+        import_jsonl(gone, path)
+
+    assert not (tmp_path / "calls.jsonl.rejected.jsonl").exists()

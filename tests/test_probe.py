@@ -4,6 +4,7 @@ classification the thumbnail worker shares."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -205,6 +206,21 @@ def test_probes_go_through_the_environments_proxy(host, monkeypatch):
 
     assert (result.state, result.http_status) == (UrlState.live, 206)
     assert [r.path for r in host.requests] == ["/live/a.png"]
+
+
+def test_a_host_trickling_its_headers_is_unknown_at_the_deadline(image_host):
+    # A header byte every 50 ms: no read ever times out, and the headers never end.
+    url = image_host.url("/trickle-headers?interval=0.05&seconds=30")
+    started = time.monotonic()
+
+    (result,) = probe(url, timeout=0.5)  # each wait 0.5 s, the whole probe 1 s
+
+    assert 1.0 <= time.monotonic() - started < 1.5
+    assert (result.state, result.http_status, result.error_code) == (
+        UrlState.unknown,
+        None,
+        "Timeout",
+    )
 
 
 def test_an_unreachable_host_is_unknown(host):

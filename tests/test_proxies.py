@@ -4,6 +4,7 @@ prober: the rules themselves, then both sending through a real loopback forward 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from store.capture.transport import async_recording_client, recording_client
 from store.expiry.probe import Prober
+from store.media.fetch import FetchError, fetch_image, make_client
 from store.media.proxies import EnvironmentProxies
 from store.schema.models import UrlState
 from tests.standins.forward_proxy import ForwardProxy
@@ -237,3 +239,15 @@ def test_mounts_given_by_the_caller_are_used_as_given(proxy, openai_api, monkeyp
         assert client.get(f"{openai_api.v1}/models").status_code == 200
 
     assert proxy.relayed == [f"{openai_api.v1}/models"]
+
+
+def test_a_download_through_the_proxy_keeps_its_one_deadline(proxy, image_host, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+    url = image_host.url("/trickle-headers?interval=0.05&seconds=30")
+    started = time.monotonic()
+
+    with make_client() as client, pytest.raises(FetchError, match=r"slower than 1 s"):
+        fetch_image(client, url, deadline_seconds=1.0)
+
+    assert time.monotonic() - started < 1.5
+    assert proxy.relayed == [url]

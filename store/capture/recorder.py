@@ -31,6 +31,7 @@ from store.capture.spool import Spool, default_spool_path
 from store.capture.tracking import TrackedCall
 from store.capture.transport import async_recording_client, recording_client
 from store.capture.writer import insert_calls
+from store.media.network_guard import AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.config import database_url as configured_url
 from store.schema.db import UNAVAILABLE_ERRORS, make_engine, upgrade_schema
@@ -65,6 +66,8 @@ class Recorder:
     database is down (default: beside a SQLite file, or in the data folder). A batch holds up
     to `batch_size` records gathered for up to `batch_wait` seconds; an absent database is
     tried again every `retry_interval` seconds; the drain at exit waits `exit_timeout`.
+    `allowed_networks`: the networks thumbnail downloads may reach besides public addresses
+    (default `IMAGELOG_ALLOWED_NETWORKS`; see `store.media.network_guard`).
     """
 
     def __init__(
@@ -80,13 +83,19 @@ class Recorder:
         max_queue: int = 10_000,
         retry_interval: float = 5.0,
         exit_timeout: float = 10.0,
+        allowed_networks: AllowedNetworks = None,
     ) -> None:
         url = configured_url(database_url)
         # No connection yet: a database that is down must not stop the caller's program.
         self.engine: Engine = make_engine(url, upgrade=False)
         self.spool = Spool(Path(spool_path) if spool_path else default_spool_path(url))
         self.thumbnails: ThumbnailWorker | None = (
-            ThumbnailWorker(self.engine, archive_dir=archive_dir, workers=thumbnail_workers)
+            ThumbnailWorker(
+                self.engine,
+                archive_dir=archive_dir,
+                workers=thumbnail_workers,
+                allowed_networks=allowed_networks,
+            )
             if thumbnails
             else None
         )

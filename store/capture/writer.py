@@ -27,14 +27,22 @@ from store.schema.models import GENERATIONS, IMAGES
 from store.schema.records import CallRecord, ImageRecord
 
 
-def insert_calls(engine: Engine, records: Sequence[CallRecord]) -> int:
-    """Insert `records` (and their images) in one transaction; returns how many were given."""
+def insert_calls(
+    engine: Engine, records: Sequence[CallRecord], *, keep_carried: bool = False
+) -> int:
+    """Insert `records` (and their images) in one transaction; returns how many were given.
+
+    `keep_carried` is for records that come back from a log (an import, a copy): a column the
+    record gives is stored as given, and only the ones it leaves out are worked out.
+    """
     if not records:
         return 0
     for record in records:  # whichever way it came in, no stored text keeps a known key shape
         KEY_SHAPES.record(record)
-    generation_rows = [generation_row(record) for record in records]
-    image_rows = [row for record in records for row in image_rows_for(record)]
+    generation_rows = [generation_row(record, keep_carried=keep_carried) for record in records]
+    image_rows = [
+        row for record in records for row in image_rows_for(record, keep_carried=keep_carried)
+    ]
     try:
         _insert_rows(engine, generation_rows, image_rows)
     except DataError:
@@ -73,41 +81,57 @@ GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
 IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}
 
 
-def generation_row(record: CallRecord) -> dict[str, Any]:
+def generation_row(record: CallRecord, *, keep_carried: bool = False) -> dict[str, Any]:
     """The `generations` row of a record: its columns, with those the writer owns worked out.
 
     Size, quality and n come from the request's params, the image count from the images, the
     revised prompt from the first image when the call has none, and the cost from the price
-    table (unless the record carries a cost).
+    table (unless the record carries a cost). With `keep_carried`, what the record gives of
+    these is kept: an exported call says how it was priced, and a newer price table must not
+    change it on the way back in.
     """
     row = _column_values(record, GENERATION_COLUMNS)
-    price = price_call(record)
     params = record.params_json
-    row.update(
-        revised_prompt=record.revised_prompt or _first_revised_prompt(record.images),
-        size=_str_or_none(params.get("size")),
-        quality=_str_or_none(params.get("quality")),
-        n=_int_or(params.get("n"), max(len(record.images), 1)),
-        cost_usd=price.cost_usd,
-        cost_source=price.source.value,
-        cost_note=price.note,
-        image_count=len(record.images),
-    )
+    worked_out: dict[str, Any] = {
+        "revised_prompt": record.revised_prompt or _first_revised_prompt(record.images),
+        "size": _str_or_none(params.get("size")),
+        "quality": _str_or_none(params.get("quality")),
+        "n": _int_or(params.get("n"), max(len(record.images), 1)),
+        "image_count": len(record.images),
+    }
+    if not (keep_carried and "cost_source" in record.model_fields_set):
+        price = price_call(record)
+        worked_out.update(
+            cost_usd=price.cost_usd, cost_source=price.source.value, cost_note=price.note
+        )
+    row.update(_not_carried(worked_out, record, keep_carried))
     return row
 
 
-def image_rows_for(record: CallRecord) -> Iterable[dict[str, Any]]:
-    """One `images` row per returned image, with its URL's host and predicted expiry."""
+def image_rows_for(record: CallRecord, *, keep_carried: bool = False) -> Iterable[dict[str, Any]]:
+    """One `images` row per returned image, with its URL's host and predicted expiry (with
+    `keep_carried`, those an image gives are kept)."""
     for position, image in enumerate(record.images):
         row = _column_values(image, IMAGE_COLUMNS)
         row.update(generation_id=record.id, position=position)
         if image.url:
+            worked_out: dict[str, Any] = {"url_host": urlsplit(image.url).hostname}
             prediction = predict_expiry(image.url, record.provider, record.created_at)
-            row["url_host"] = urlsplit(image.url).hostname
             if prediction is not None:
-                row["expires_at"] = image.expires_at or prediction.expires_at
-                row["expires_source"] = image.expires_source or prediction.source
+                worked_out["expires_at"] = image.expires_at or prediction.expires_at
+                worked_out["expires_source"] = image.expires_source or prediction.source
+            row.update(_not_carried(worked_out, image, keep_carried))
         yield row
+
+
+def _not_carried(
+    worked_out: dict[str, Any], model: BaseModel, keep_carried: bool
+) -> dict[str, Any]:
+    """The worked-out columns to store: all of them, or with `keep_carried` those the record
+    does not give itself (a field it was given, even as null, is one it carries)."""
+    if not keep_carried:
+        return worked_out
+    return {name: value for name, value in worked_out.items() if name not in model.model_fields_set}
 
 
 def _column_values(model: BaseModel, columns: frozenset[str]) -> dict[str, Any]:

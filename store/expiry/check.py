@@ -11,7 +11,9 @@ every row whose last check failed waits out its backoff (5 min, doubling, at mos
 A URL whose *signed* expiry has passed is marked expired without a request: its signature is
 void and no host will serve it (this is what lets `check --due` work offline). The rest are
 probed (`store.expiry.probe`), and the updates are written in batches (executemany). A live
-URL whose image has no thumbnail yet gets one fetched now, while it still can be.
+URL whose image has no thumbnail yet gets one fetched now, while it still can be. A URL the
+network guard refuses (a private or local address not opted in) is never requested: it stays
+as it was with `last_error_code` `refused-address`, counted apart from transient failures.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from store.expiry.probe import (
     interleave_by_host,
 )
 from store.expiry.signed_urls import signed_expiry
+from store.media.network_guard import REFUSED_ADDRESS, AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.media.url_answers import NOT_YET_VALID
 from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
@@ -65,6 +68,7 @@ class CheckSummary:
     states: Counter[str] = field(default_factory=Counter)  # resulting url_state -> count
     changed: int = 0  # rows whose url_state changed
     errors: int = 0  # probes without an answer or with a transient one (tried again later)
+    refused: int = 0  # URLs the network guard refused: never requested
     without_network: int = 0  # settled from their signature (expired, not yet valid), no request
     thumbnails: int = 0  # thumbnails fetched for live URLs that had none
     seconds: float = 0.0
@@ -80,6 +84,11 @@ class CheckSummary:
             parts.append(f"{self.without_network} settled by their signature (no request)")
         if self.errors:
             parts.append(f"{self.errors} failed transiently (retried later)")
+        if self.refused:
+            parts.append(
+                f"{self.refused} refused by the network guard (private or local addresses; "
+                "see IMAGELOG_ALLOWED_NETWORKS)"
+            )
         if self.thumbnails:
             parts.append(f"{self.thumbnails} thumbnails saved")
         return "; ".join(parts) + "."
@@ -100,6 +109,8 @@ class CheckOptions:
     `image_ids` are given (the dashboard's "Check URLs now" on what the user is looking at) and
     to "due" otherwise. `now` fixes the clock for selection and for signed expiries (tests; a
     report "as of"). `fetch_thumbnails` saves a thumbnail for each live URL that has none.
+    `allowed_networks`: what the network guard lets probes and downloads reach besides public
+    addresses (default `IMAGELOG_ALLOWED_NETWORKS`).
     """
 
     mode: Mode | None = None
@@ -111,6 +122,7 @@ class CheckOptions:
     fetch_thumbnails: bool = True
     archive_dir: Path | None = None
     now: datetime | None = None
+    allowed_networks: AllowedNetworks = None
 
     def __post_init__(self) -> None:
         if self.mode not in (None, "due", "all"):
@@ -169,7 +181,10 @@ async def check_images_async(
 
     need_thumbnail: list[Row] = []
     async with Prober(
-        concurrency=options.concurrency, per_host=options.per_host, timeout=options.timeout
+        concurrency=options.concurrency,
+        per_host=options.per_host,
+        timeout=options.timeout,
+        allowed_networks=options.allowed_networks,
     ) as prober:
         async for row, result in prober.probe_many(to_probe()):
             update_row = _after_probe(row, result)
@@ -181,7 +196,7 @@ async def check_images_async(
     await run.flush()
     if options.fetch_thumbnails and need_thumbnail:
         run.summary.thumbnails = await asyncio.to_thread(
-            save_thumbnails, engine, need_thumbnail, options.archive_dir
+            save_thumbnails, engine, need_thumbnail, options.archive_dir, options.allowed_networks
         )
     run.summary.checked = run.done  # rows may have left the selection since it was counted
     run.summary.seconds = time.perf_counter() - started
@@ -203,7 +218,9 @@ class _Run:
         self.pending.append(update_row)
         self.summary.states[update_row["b_state"]] += 1
         self.summary.changed += update_row["b_state"] != row.url_state
-        self.summary.errors += update_row["b_failures"] > 0
+        refused = update_row["b_code"] == REFUSED_ADDRESS
+        self.summary.refused += refused
+        self.summary.errors += update_row["b_failures"] > 0 and not refused
         self.done += 1
         self.on_progress(self.done, self.summary.checked)
 
@@ -384,8 +401,18 @@ def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
             connection.execute(_UPDATE, updates[start : start + WRITE_BATCH])
 
 
-def save_thumbnails(engine: Engine, rows: Sequence[Row], archive_dir: Path | None) -> int:
+def save_thumbnails(
+    engine: Engine,
+    rows: Sequence[Row],
+    archive_dir: Path | None,
+    allowed_networks: AllowedNetworks = None,
+) -> int:
     """Save thumbnails for live URLs that have none, down the thumbnail worker's own path."""
-    with ThumbnailWorker(engine, archive_dir=archive_dir, workers=THUMBNAIL_WORKERS) as worker:
+    with ThumbnailWorker(
+        engine,
+        archive_dir=archive_dir,
+        workers=THUMBNAIL_WORKERS,
+        allowed_networks=allowed_networks,
+    ) as worker:
         images = ((row.generation_id, row.position, row.url) for row in rows)
         return sum(outcome.facts is not None for outcome in worker.save_all(images))

@@ -8,6 +8,11 @@ so they are `unknown` and the row is tried again later: a flaky host never turns
 
 The classification itself is `store.media.url_answers`, shared with the thumbnail download, which
 learns the same thing from its GET.
+
+A probe connects only to public addresses or the networks opted in (`store.media.network_guard`:
+checked on the address connected to and on every redirect hop; through a proxy, on the target's
+host before the proxy gets it). A refused URL is never requested: its result is `unknown` with
+the error code `refused-address`, never `expired`. One deadline bounds a probe end to end.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ from store.expiry.probe_defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
     DEFAULT_TIMEOUT_SECONDS,
+)
+from store.media.guarded_transport import async_guarded_transport
+from store.media.network_guard import (
+    REFUSED_ADDRESS,
+    AddressRefused,
+    AllowedNetworks,
+    NetworkGuard,
 )
 from store.media.proxies import EnvironmentProxies, ProxyRouter
 from store.media.url_answers import (
@@ -87,6 +99,11 @@ class Prober:
     cookies, auth or event hooks, and skipping them costs ~30% less CPU per probe (measured on
     loopback), which is most of a probe's cost. What the client would add is done here:
     timeouts, redirects (CDNs redirect) and the `HTTP(S)_PROXY` / `NO_PROXY` environment.
+
+    `timeout` bounds each connect, read and write; `deadline` (2 x `timeout`) bounds the whole
+    probe, redirects, headers and body included, however slowly a host trickles its answer.
+    `allowed_networks`: the networks the network guard lets a probe reach besides public
+    addresses (default `IMAGELOG_ALLOWED_NETWORKS`).
     """
 
     def __init__(
@@ -95,12 +112,15 @@ class Prober:
         concurrency: int = DEFAULT_CONCURRENCY,
         per_host: int = DEFAULT_PER_HOST,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        allowed_networks: AllowedNetworks = None,
     ) -> None:
         if concurrency < 1 or per_host < 1 or timeout <= 0:
             raise ValueError("concurrency and per_host must be >= 1 and timeout > 0")
         self.concurrency = concurrency
         self.per_host = per_host
         self.timeout = timeout
+        self.deadline = 2 * timeout
+        self.guard = NetworkGuard.configured(allowed_networks)
         self._extensions = {"timeout": httpx.Timeout(timeout, pool=None).as_dict()}
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._pools: list[ProxyRouter] = []
@@ -110,7 +130,7 @@ class Prober:
         self._ssl_context = httpx.create_ssl_context()  # one for all pools: each costs ~10 ms
         proxies = EnvironmentProxies.from_environment()  # read once, shared by the pools
         self._pools = [
-            ProxyRouter(self._make_transport, proxies)
+            ProxyRouter(self._make_transport, proxies, self.guard)
             for _ in range(-(-self.concurrency // CONNECTIONS_PER_POOL))
         ]
         return self
@@ -127,8 +147,10 @@ class Prober:
         pool = self._pools[(worker // CONNECTIONS_PER_POOL) % len(self._pools)]
         async with slot:
             try:
-                async with asyncio.timeout(self.timeout * 2):  # reads trickled under the timeout
+                async with asyncio.timeout(self.deadline):
                     status, headers, body = await self._get(pool, url)
+            except AddressRefused:  # never requested: says nothing about the URL
+                return ProbeResult(UrlState.unknown, None, REFUSED_ADDRESS, utcnow())
             except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
                 return ProbeResult(UrlState.unknown, None, classify_failure(exc), utcnow())
         state, code = classify_answer(status, headers, body[:ERROR_BODY_BYTES])
@@ -156,14 +178,15 @@ class Prober:
             target = target.join(location)
         raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
-    def _make_transport(self, proxy: str | None) -> httpx.AsyncHTTPTransport:
-        """A pool's transport, direct or through `proxy`: the pools share one SSL context."""
+    def _make_transport(self, proxy: str | None) -> httpx.AsyncBaseTransport:
+        """A pool's transport, direct (guarded) or through `proxy`: the pools share one SSL
+        context."""
         size = min(CONNECTIONS_PER_POOL, self.concurrency)
-        return httpx.AsyncHTTPTransport(
-            verify=self._ssl_context,  # type: ignore[arg-type]  # set by __aenter__, never None here
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            proxy=proxy,
-        )
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        assert self._ssl_context is not None  # set by __aenter__
+        if proxy is None:
+            return async_guarded_transport(self.guard, ssl_context=self._ssl_context, limits=limits)
+        return httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=limits, proxy=proxy)
 
     async def probe_many(
         self, items: AsyncIterator[tuple[T, str]]

@@ -1,8 +1,9 @@
 """Which proxy a request goes through, as the environment says, and a transport that follows it.
 
-The recording client (`store.capture.transport`) wraps the transports the SDK would use, and the
-URL prober (`store.expiry.probe`) keeps its own small transport pools for speed: neither can use
-`httpx.Client`'s proxy mounts, so both route through `ProxyRouter`, and `EnvironmentProxies` is
+The recording client (`store.capture.transport`) wraps the transports the SDK would use, the
+URL prober (`store.expiry.probe`) keeps its own small transport pools for speed, and the thumbnail
+download (`store.media.fetch`) sends through the network guard's transports: none can use
+`httpx.Client`'s proxy mounts, so all route through `ProxyRouter`, and `EnvironmentProxies` is
 the one reading of the environment behind it. It lives here, in the lowest layer that talks
 HTTP, because `store.expiry` must not import `store.capture`.
 
@@ -31,6 +32,9 @@ from typing import Any
 from urllib.request import getproxies
 
 import httpx
+
+from store.media.deadline import time_left
+from store.media.network_guard import PROXIED_LOOKUP_SECONDS, NetworkGuard
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: One NO_PROXY entry: a host name or a network, and the port it is limited to (None: any).
@@ -119,18 +123,26 @@ class ProxyRouter(httpx.BaseTransport, httpx.AsyncBaseTransport):
     `httpx.AsyncHTTPTransport` for an async one (one class serves both, as httpx's
     `MockTransport` does). This is what `httpx.Client` does with the environment's proxies,
     with `EnvironmentProxies` deciding.
+
+    `guard`, for server-side fetches: a proxy resolves the target's host itself, so the direct
+    transports' check of the connected address cannot see it; the target's host is checked
+    here instead, before the request reaches the proxy (`NetworkGuard.check_proxied`).
     """
 
     def __init__(
-        self, make: Callable[[str | None], Any], proxies: EnvironmentProxies | None = None
+        self,
+        make: Callable[[str | None], Any],
+        proxies: EnvironmentProxies | None = None,
+        guard: NetworkGuard | None = None,
     ) -> None:
         self.proxies = proxies or EnvironmentProxies.from_environment()
+        self.guard = guard
         self._make = make
         self._transports: dict[str | None, Any] = {}
         self._lock = threading.Lock()  # a sync client is shared by the caller's threads
 
-    def transport_for(self, url: httpx.URL) -> Any:
-        proxy = self.proxies.proxy_for(url)
+    def transport_for(self, proxy: str | None) -> Any:
+        """The transport for `proxy` (None: direct), made on first use."""
         if (transport := self._transports.get(proxy)) is None:
             with self._lock:
                 if (transport := self._transports.get(proxy)) is None:
@@ -138,10 +150,16 @@ class ProxyRouter(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return transport
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self.transport_for(request.url).handle_request(request)
+        proxy = self.proxies.proxy_for(request.url)
+        if proxy is not None and self.guard is not None:
+            self.guard.check_proxied(request.url.host, time_left(PROXIED_LOOKUP_SECONDS))
+        return self.transport_for(proxy).handle_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.transport_for(request.url).handle_async_request(request)
+        proxy = self.proxies.proxy_for(request.url)
+        if proxy is not None and self.guard is not None:
+            await self.guard.check_proxied_async(request.url.host)
+        return await self.transport_for(proxy).handle_async_request(request)
 
     def close(self) -> None:
         for transport in self._transports.values():

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, select
 
+from store.media.network_guard import AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.models import IMAGES, UrlState
 from store.schema.progress import Progress, no_progress
@@ -41,6 +42,7 @@ def retry_missing_thumbnails(
     archive_dir: Path | None = None,
     client: httpx.Client | None = None,
     on_progress: Progress | None = None,
+    allowed_networks: AllowedNetworks = None,
 ) -> RetrySummary:
     """Download again every image that has a URL, no thumbnail, and is not known expired."""
     query = (
@@ -58,7 +60,13 @@ def retry_missing_thumbnails(
     report = on_progress or no_progress
     report(0, len(rows))
     stored = failed = expired = 0
-    with ThumbnailWorker(engine, archive_dir=archive_dir, workers=workers, client=client) as worker:
+    with ThumbnailWorker(
+        engine,
+        archive_dir=archive_dir,
+        workers=workers,
+        client=client,
+        allowed_networks=allowed_networks,
+    ) as worker:
         images = ((row.generation_id, row.position, row.url) for row in rows)
         for done, outcome in enumerate(worker.save_all(images), start=1):
             if outcome.facts is not None:

@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy import Engine, update
 
 from store.media.fetch import DEFAULT_MAX_BYTES, FetchError, fetch_image
+from store.media.network_guard import REFUSED_ADDRESS
 from store.media.thumbnails import ImageError, ImageFacts, make_thumbnail
 from store.media.url_answers import ERROR_CODE_LENGTH
 from store.schema.models import IMAGES, UrlState, utcnow
@@ -120,7 +121,9 @@ def _learn(
             fetched = fetch_image(client, url, max_bytes=max_bytes)
         except FetchError as exc:
             check = UrlCheck(exc.url_state, utcnow(), exc.status, exc.error_code)
-            return ImageOutcome(error=f"download failed: {exc}", check=check)
+            # A refusal is no failed download (nothing was requested): its reason stands alone.
+            error = str(exc) if exc.error_code == REFUSED_ADDRESS else f"download failed: {exc}"
+            return ImageOutcome(error=error, check=check)
         check = UrlCheck(UrlState.live, utcnow(), fetched.status, None)
         data, content_type = fetched.data, fetched.content_type
     try:

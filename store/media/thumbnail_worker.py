@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from store.media.daemon_pool import DaemonPool
 from store.media.fetch import DEFAULT_MAX_BYTES, make_client
+from store.media.network_guard import AllowedNetworks
 from store.media.saving import ImageOutcome, save_image
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ class ThumbnailWorker:
 
     Thread-safe; `submit` never blocks or raises into the caller (a recorder must not slow or
     break the call it records). One httpx client is shared by the pool (it is thread-safe and
-    reuses connections to the same CDN).
+    reuses connections to the same CDN): `make_client(allowed_networks=...)`'s unless `client`
+    is given.
     """
 
     def __init__(
@@ -39,12 +41,13 @@ class ThumbnailWorker:
         workers: int = 4,
         client: httpx.Client | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        allowed_networks: AllowedNetworks = None,
     ) -> None:
         self.engine = engine
         self.archive_dir = Path(archive_dir) if archive_dir is not None else None
         self.max_bytes = max_bytes
         self._owns_client = client is None
-        self._client = client or make_client()
+        self._client = client or make_client(allowed_networks=allowed_networks)
         self._pool = DaemonPool(workers, "imagelog-thumb")  # it serves the recorder's exit drain
         self._pending = 0
         self._idle = threading.Condition()

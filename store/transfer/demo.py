@@ -32,13 +32,14 @@ from urllib.parse import quote
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from store.capture.writer import GENERATIONS, insert_calls
+from store.capture.writer import insert_calls
 from store.media.thumbnails import ImageFacts, make_thumbnail
 from store.schema.models import Status, UrlState, utcnow
 from store.schema.progress import Progress, no_progress
 from store.schema.records import CallRecord, ImageRecord
+from store.transfer.storing import count_calls
 
 DEMO_DAYS = 14
 DEMO_ORG = "org-Xk3q8JrL2mVn9pTz4wYb6cDe"
@@ -875,7 +876,7 @@ def load_demo(
         raise ValueError("count must be >= 0")
     started = time.perf_counter()
     generator = DemoGenerator(seed=seed, now=now or utcnow(), variants=pool_variants(count))
-    before = _count_calls(engine)
+    before = count_calls(engine)
     images = 0
     batch: list[CallRecord] = []
     written = 0
@@ -892,13 +893,8 @@ def load_demo(
     report(written, count)
     return DemoResult(
         generated=count,
-        inserted=_count_calls(engine) - before,
+        inserted=count_calls(engine) - before,
         images=images,
         pool_images=len(generator.pool),
         seconds=time.perf_counter() - started,
     )
-
-
-def _count_calls(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return connection.scalar(select(func.count()).select_from(GENERATIONS)) or 0

@@ -10,6 +10,8 @@ Paths:
   /bomb.png?w=&h=                              a PNG header claiming w x h pixels, no real data
   /slow?seconds=S                              headers at once, the body after S seconds
   /trickle?bytes=N&interval=S                  N bytes of an image, one byte every S seconds
+  /trickle-headers?interval=S&seconds=T        a status line, then header bytes one every S
+                                               seconds for T seconds: the headers never end
   /status/<code>[?style=azure|s3]              an error: Azure `x-ms-error-code`, or S3 XML `<Code>`
   /reset                                       the connection is reset without an answer
   /redirect?to=PATH                            a 302 to PATH on this host
@@ -128,6 +130,9 @@ def route(request: Request) -> Reply | None:
         return _slow(request, _float(request, "seconds", 5.0))
     if path == "/trickle":
         return _trickle(request, _int(request, "bytes", 100), _float(request, "interval", 0.1))
+    if path == "/trickle-headers":
+        interval, seconds = _float(request, "interval", 0.1), _float(request, "seconds", 30)
+        return _trickle_headers(request, interval, seconds)
     if path.startswith("/status/"):
         return _error(int(path.removeprefix("/status/")), request.query.get("style", ["s3"])[0])
     if path == "/reset":
@@ -198,6 +203,22 @@ def _trickle(request: Request, size: int, interval: float) -> None:
             handler.wfile.write(data[index : index + 1])
             handler.wfile.flush()
             time.sleep(interval)
+
+
+def _trickle_headers(request: Request, interval: float, seconds: float) -> None:
+    """Written to the socket by hand: each byte is a valid part of a header line, so a client
+    that waits for the blank line ending the headers never gets it, and no read times out."""
+    handler = _one_shot(request)
+    ends_at = time.monotonic() + seconds
+    with suppress(BrokenPipeError, ConnectionResetError):  # the client gave up first
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        line = 0
+        while time.monotonic() < ends_at:
+            for byte in f"X-Slow-{line}: 1\r\n".encode():
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(interval)
+            line += 1
 
 
 def _one_shot(request: Request) -> BaseHTTPRequestHandler:

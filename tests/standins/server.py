@@ -41,12 +41,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """`with LoopbackServer(route) as server: server.url("/path")`."""
+    """`with LoopbackServer(route) as server: server.url("/path")`; `address` is any loopback
+    address (Linux answers on all of 127.0.0.0/8), for tests that tell hosts apart by address."""
 
-    def __init__(self, route: Route) -> None:
+    def __init__(self, route: Route, address: str = "127.0.0.1") -> None:
         self.route = route
         self.requests: list[Request] = []
-        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _Server((address, 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
