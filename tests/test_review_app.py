@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from store.capture.writer import insert_calls
 from store.review import give_verdict, trail
+from store.schema.models import utcnow
 from tests.test_app import (
     APP_DIR,
     B64_ID,
@@ -154,7 +155,10 @@ def test_skip_moves_on_without_a_verdict_and_a_new_walk_offers_the_skipped_again
     )
     for _ in range(3):  # approve the three others
         button(app, "Approve").click().run()
-    assert "No unreviewed images left in this view (3 judged and 1 skipped" in app.success[0].value
+    assert (
+        "at its end (3 judged and 1 skipped in this walk), but 1 image of this view is"
+        in app.info[0].value
+    )
     button(app, "Walk again from the newest").click().run()
     assert shown_call(app) == UNKNOWN_ID
     assert progress_text(app).startswith("**1 of 1**")
@@ -170,8 +174,9 @@ def test_the_walk_is_of_the_sidebar_filters_and_ends_with_them(log):
     button(app, "Approve").click().run()
 
     no_exception(app)
-    assert "No unreviewed images left in this view (2 judged and 0 skipped" in app.success[0].value
+    assert "Every image of this view has a verdict (2 judged and 0 skipped" in app.success[0].value
     assert app.get("progress") == []
+    assert [b for b in app.button if b.label == "Walk again from the newest"] == []
 
 
 def test_the_image_is_the_cached_thumbnail_and_the_prompt_plain_text(log):
@@ -186,6 +191,21 @@ def test_the_image_is_the_cached_thumbnail_and_the_prompt_plain_text(log):
     urls = [url for element in app.get("image") for url in element.value]
     assert urls and all(url.startswith("data:image/webp;base64,") for url in urls)
     assert any("openai · dall\\-e\\-3" in header.value for header in app.subheader)
+
+
+def test_a_finished_walk_offers_the_images_recorded_since_it_began(log):
+    app = reviewing(provider="replicate")
+    button(app, "Approve").click().run()
+    assert app.success  # every replicate image judged
+    later = known_calls()[3].model_copy(update={"id": "9" * 32, "created_at": utcnow()})
+    insert_calls(log, [later])
+
+    button(app, "Refresh").click().run()
+
+    no_exception(app)
+    assert "still unreviewed: skipped, or recorded since the walk began" in app.info[0].value
+    button(app, "Walk again from the newest").click().run()
+    assert shown_call(app) == "9" * 32
 
 
 def test_a_logged_in_user_reviews_under_their_own_name(log):

@@ -98,6 +98,26 @@ def the_image(call: LogDetail, where: Cursor, walk: dict[str, Any], name: str) -
         )
 
 
+def the_end(walk: dict[str, Any], flt: LogFilter) -> None:
+    """The walk is past the view's last image: say so, and offer a new walk for what is left."""
+    done = f"{walk['judged']:,} judged and {walk['skipped']:,} skipped in this walk"
+    left, capped = data.count_unreviewed(flt)
+    if not left:
+        st.success(f"Every image of this view has a verdict ({done}).", icon=":material/task_alt:")
+        return
+    images = (
+        "1 image of this view is"
+        if left == 1
+        else f"{left:,}{'+' if capped else ''} images of this view are"
+    )
+    st.info(
+        f"The walk is at its end ({done}), but {images} still unreviewed: skipped, or "
+        "recorded since the walk began.",
+        icon=":material/pending:",
+    )
+    st.button("Walk again from the newest", icon=":material/replay:", on_click=restart)
+
+
 def recent() -> None:
     changes = data.recent_changes()
     with st.expander("Recent verdicts in this log", icon=":material/history:"):
@@ -138,13 +158,7 @@ reviewer.signed_as(name)
 walk = walk_of(flt)
 where = data.next_unreviewed(flt, walk["after"])
 if where is None:
-    st.success(
-        f"No unreviewed images left in this view ({walk['judged']:,} judged and "
-        f"{walk['skipped']:,} skipped in this walk).",
-        icon=":material/task_alt:",
-    )
-    if walk["skipped"]:
-        st.button("Walk again from the newest", icon=":material/replay:", on_click=restart)
+    the_end(walk, flt)
     recent()
     st.stop()
 call = data.log(where.id)
