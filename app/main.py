@@ -39,6 +39,7 @@ try:
                 st.Page("views/logs.py", title="Logs", icon=":material/table_rows:", default=True),
                 st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:"),
                 st.Page("views/analytics.py", title="Analytics", icon=":material/monitoring:"),
+                st.Page("views/review.py", title="Review", icon=":material/fact_check:"),
                 st.Page("views/detail.py", title="Detail", icon=":material/article:"),
             ]
         )

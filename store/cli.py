@@ -588,6 +588,118 @@ def _run_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- review -----------------------------------------------------------------------------------
+
+
+def _add_review(subparsers: Subparsers) -> None:
+    from store.schema.enums import UNREVIEWED, Verdict
+
+    parser = subparsers.add_parser(
+        "review",
+        help="list, give and trace reviewers' verdicts on images",
+        description="Reviewers judge each image approved, flagged (with a reason) or "
+        "needs_another_look. Every verdict is appended to the image's trail; none is ever "
+        "changed or removed.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list", help="the images of the filtered calls with their verdicts, newest first"
+    )
+    _add_filter_arguments(listing)
+    listing.add_argument(
+        "--verdict",
+        action="append",
+        choices=[*(verdict.value for verdict in Verdict), UNREVIEWED],
+        help="only images with this verdict (repeatable)",
+    )
+    listing.add_argument("--limit", type=_positive, default=50, help="at most this many images")
+    listing.set_defaults(run=_run_review_list)
+    given = actions.add_parser("set", help="give an image a verdict (appended to its trail)")
+    given.add_argument("call_id", help="the call's id (32 hex characters)")
+    given.add_argument("position", type=_count, help="the image's position in the call, from 0")
+    given.add_argument("verdict", choices=[verdict.value for verdict in Verdict])
+    given.add_argument("--reviewer", required=True, help="who gives the verdict")
+    given.add_argument(
+        "--reason", help="why the image is flagged: one of the configured reasons (flagged only)"
+    )
+    given.add_argument("--note", help="a note for the trail")
+    given.set_defaults(run=_run_review_set)
+    trail = actions.add_parser("trail", help="every verdict given to a call's images, in order")
+    trail.add_argument("call_id", help="the call's id (32 hex characters)")
+    trail.add_argument("position", type=_count, nargs="?", help="only this image of the call")
+    trail.set_defaults(run=_run_review_trail)
+
+
+def _run_review_list(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from store.review import list_images
+    from store.schema.enums import UNREVIEWED
+
+    with opened_engine(args) as engine:
+        flt = replace(_log_filter(args, engine), verdicts=tuple(args.verdict or ()))
+        rows, more = list_images(engine, flt, limit=args.limit)
+    if not rows:
+        print("no images match")
+        return 0
+    table = [["time (UTC)", "call", "image", "provider / model", "verdict", "reviewer", "when"]]
+    for row in rows:
+        verdict = row.verdict or UNREVIEWED
+        table.append(
+            [
+                f"{row.created_at:%Y-%m-%d %H:%M}",
+                row.generation_id,
+                str(row.position),
+                f"{row.provider} / {row.model or '-'}",
+                f"{verdict} ({row.reason})" if row.reason else verdict,
+                row.reviewer or "",
+                f"{row.reviewed_at:%Y-%m-%d %H:%M}" if row.reviewed_at else "",
+            ]
+        )
+    widths = [max(len(line[k]) for line in table) for k in range(len(table[0]))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    if more:
+        print(f"(the newest {len(rows)}; more match: raise --limit)", file=sys.stderr)
+    return 0
+
+
+def _run_review_set(args: argparse.Namespace) -> int:
+    from store.review import NoSuchImage, ReviewError, give_verdict
+
+    try:
+        with opened_engine(args) as engine:
+            change = give_verdict(
+                engine,
+                args.call_id,
+                args.position,
+                args.verdict,
+                args.reviewer,
+                reason=args.reason,
+                note=args.note,
+            )
+    except (ReviewError, NoSuchImage) as exc:
+        print(f"imagelog review set: {exc}", file=sys.stderr)
+        return 1
+    print(f"call {change.generation_id} image {change.position}: {change.describe()}")
+    return 0
+
+
+def _run_review_trail(args: argparse.Namespace) -> int:
+    from store.review import trail
+
+    with opened_engine(args) as engine:
+        changes = trail(engine, args.call_id, args.position)
+    if not changes:
+        which = "" if args.position is None else f" image {args.position}"
+        print(f"no verdict was given to call {args.call_id}{which}")
+    for change in changes:
+        print(f"image {change.position}  {change.describe()}")
+    return 0
+
+
 # --- the command list: add yours here -----------------------------------------------------------
 
 COMMANDS: list[Callable[[Subparsers], None]] = [
@@ -598,4 +710,5 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_demo,
     _add_thumbnails,
     _add_check,
+    _add_review,
 ]

@@ -101,6 +101,21 @@ def engine(db_url) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def empty_log(db_url, monkeypatch) -> Iterator[Engine]:
+    """An empty log the dashboard is pointed at (tests/test_app.py and the other AppTest
+    files); the app's caches start cold."""
+    import streamlit as st
+
+    monkeypatch.setenv("IMAGELOG_DATABASE_URL", db_url)
+    st.cache_data.clear()
+    engine = make_engine(db_url)
+    yield engine
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    engine.dispose()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path) -> str:
     """For tests that are about SQLite itself (the file, WAL, FTS5)."""
     return f"sqlite:///{tmp_path / 'imagelog.db'}"

@@ -13,7 +13,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from streamlit.testing.v1 import AppTest
 
 from store.capture.writer import IMAGES, insert_calls
 from store.media.thumbnails import make_thumbnail
-from store.schema.db import make_engine
 from store.schema.models import UrlState, utcnow
 from store.schema.records import CallRecord, ImageRecord
 from tests.standins.server import LoopbackServer, Reply, Request
@@ -156,18 +154,6 @@ def known_calls() -> list[CallRecord]:
             ],
         ),
     ]
-
-
-@pytest.fixture
-def empty_log(db_url, monkeypatch) -> Iterator[Engine]:
-    """An empty log the app is pointed at; the app's caches start cold."""
-    monkeypatch.setenv("IMAGELOG_DATABASE_URL", db_url)
-    st.cache_data.clear()
-    engine = make_engine(db_url)
-    yield engine
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    engine.dispose()
 
 
 @pytest.fixture

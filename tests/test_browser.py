@@ -15,13 +15,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 import pytest
+from sqlalchemy import select
 
+from store.queries import LogFilter, image_ids
+from store.review import give_verdict
 from store.schema.db import make_engine
+from store.schema.models import IMAGES, REVIEWS
 from store.transfer.demo import load_demo
 
 pytestmark = pytest.mark.browser
@@ -61,13 +67,9 @@ def wait_until_healthy(base_url: str, server: subprocess.Popen, timeout: float =
     raise TimeoutError(f"streamlit did not answer on {base_url} within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory) -> Iterator[str]:
-    """`streamlit run app/main.py` on a free port, over a SQLite log of 400 demo calls."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'imagelog.db'}"
-    engine = make_engine(url)
-    load_demo(engine, count=400, seed=3)
-    engine.dispose()
+@contextmanager
+def running_dashboard(url: str) -> Iterator[str]:
+    """`streamlit run app/main.py` on a free port over the log at `url`; yields its address."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -98,6 +100,17 @@ def dashboard(tmp_path_factory) -> Iterator[str]:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory) -> Iterator[str]:
+    """The dashboard over a SQLite log of 400 demo calls."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'imagelog.db'}"
+    engine = make_engine(url)
+    load_demo(engine, count=400, seed=3)
+    engine.dispose()
+    with running_dashboard(url) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +224,165 @@ def test_gallery_and_analytics_render_for_the_filtered_view(dashboard, page):
     assert page.locator("[data-testid=stMetric]").count() == 6
     assert page.locator("[data-testid=stVegaLiteChart]").count() == 4
     shot(page, "6-analytics-openai")
+
+
+# --- review -------------------------------------------------------------------------------------
+
+REVIEW_WIDTHS = (1440, 1024)
+
+
+@pytest.fixture(scope="module")
+def review_log(tmp_path_factory) -> str:
+    """A log of its own (verdicts change it) with 120 demo calls."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('review') / 'imagelog.db'}"
+    engine = make_engine(url)
+    load_demo(engine, count=120, seed=11)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def review_dashboard(review_log) -> Iterator[str]:
+    with running_dashboard(review_log) as base_url:
+        yield base_url
+
+
+def walk_position(page) -> tuple[int, int]:
+    """(N, M) of the Review page's "N of M" progress."""
+    text = page.locator("[data-testid=stProgress]").inner_text()
+    shown, _, rest = text.partition(" of ")
+    return int(shown.replace(",", "")), int(rest.split()[0].rstrip("+").replace(",", ""))
+
+
+def walk_to(page, shown: int) -> tuple[int, int]:
+    """Wait until the walk shows its `shown`-th image and the run is over; (N, M) then.
+
+    A verdict is two script runs (the click's, then the rerun that shows the next image), so
+    waiting for the status widget alone may stop between them."""
+    page.wait_for_function(
+        "n => (document.querySelector('[data-testid=stProgress]')?.innerText || '')"
+        ".startsWith(n + ' of ')",
+        arg=str(shown),
+        timeout=30_000,
+    )
+    settle(page)
+    return walk_position(page)
+
+
+@pytest.mark.parametrize("width", REVIEW_WIDTHS)
+def test_the_review_walk_judges_images_one_by_one(review_dashboard, review_log, browser, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    main = page.locator("[data-testid=stMain]")
+    try:
+        page.goto(f"{review_dashboard}/review?provider=openai")
+        page.get_by_role("textbox", name="Your name").wait_for(timeout=30_000)
+        settle(page)
+        shot(page, f"review-{width}-1-name")
+        page.get_by_role("textbox", name="Your name").fill("Alice Martin")
+        page.get_by_role("button", name="Start reviewing").click()
+        page.locator("[data-testid=stProgress]").wait_for(timeout=30_000)
+        settle(page)
+
+        assert_no_error(page)
+        assert "provider=openai" in page.url
+        first, total = walk_position(page)
+        assert first == 1 and total > 3
+        shown = page.locator("[data-testid=stMain] [data-testid=stImage] img").first
+        assert shown.get_attribute("src").startswith("data:image/webp;base64,")
+        assert shown.evaluate("img => img.complete && img.naturalWidth > 0")
+        assert page.get_by_text("Reviewing as Alice Martin").is_visible()
+        shot(page, f"review-{width}-2-first-image")
+
+        main.get_by_role("button", name="Approve", exact=True).click()
+        settle(page)
+        assert walk_to(page, 2) == (2, total)
+
+        reasons = page.locator("[data-testid=stSelectbox]").filter(has_text="Reason (to flag)")
+        reasons.scroll_into_view_if_needed()  # a list opened by a click that scrolls closes again
+        settle(page)
+        reasons.click()
+        page.get_by_role("option", name="does not match the prompt").click()
+        settle(page)
+        page.get_by_role("textbox", name="Note").fill("the fox has five legs")
+        page.get_by_role("textbox", name="Note").press("Enter")
+        settle(page)
+        shot(page, f"review-{width}-3-flag-with-reason")
+        main.get_by_role("button", name="Flag", exact=True).click()
+        settle(page)
+        assert walk_to(page, 3) == (3, total)
+
+        main.get_by_role("button", name="Skip", exact=True).click()
+        settle(page)
+        assert_no_error(page)
+        assert walk_to(page, 4) == (4, total)
+        shot(page, f"review-{width}-4-after-skip")
+    finally:
+        context.close()
+
+    engine = make_engine(review_log)
+    try:
+        with engine.connect() as connection:
+            log_hosts = set(connection.execute(select(IMAGES.c.url_host).distinct()).scalars())
+            given = connection.execute(
+                select(REVIEWS.c.verdict, REVIEWS.c.reason, REVIEWS.c.note, REVIEWS.c.reviewer)
+                .order_by(REVIEWS.c.id.desc())
+                .limit(2)
+            ).all()
+    finally:
+        engine.dispose()
+    # The browser never fetched an image from a host in the log (only a click would).
+    assert log_hosts - {None}
+    assert [url for url in fetched if urlsplit(url).hostname in log_hosts] == []
+    assert [tuple(row) for row in reversed(given)] == [
+        ("approved", None, None, "Alice Martin"),
+        ("flagged", "does not match the prompt", "the fox has five legs", "Alice Martin"),
+    ]
+
+
+def test_flagged_images_show_on_logs_and_detail_with_their_trail(
+    review_dashboard, review_log, browser
+):
+    engine = make_engine(review_log)
+    try:
+        [newest] = image_ids(engine, LogFilter(providers=("google",)), limit=1)
+        with engine.connect() as connection:
+            call, position = connection.execute(
+                select(IMAGES.c.generation_id, IMAGES.c.position).where(IMAGES.c.id == newest)
+            ).one()
+        give_verdict(engine, call, position, "flagged", "Carol Wu", reason="violence or gore")
+    finally:
+        engine.dispose()
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{review_dashboard}/?verdict=flagged&provider=google")
+        page.wait_for_selector("[data-testid=stDataFrame]", timeout=30_000)
+        settle(page)
+        assert_no_error(page)
+        assert "flagged" in page.locator("[data-testid=stSidebar]").inner_text()
+        grid = page.locator("[data-testid=stDataFrame] table[role=grid]")
+        assert "flagged" in set(grid.locator("td").all_inner_texts())
+        shot(page, "review-5-logs-flagged")
+
+        click_table_row(page, 0)
+        page.wait_for_url("**/detail?**", timeout=30_000)
+        settle(page)
+        assert_no_error(page)
+        main = page.locator("[data-testid=stMain]")
+        assert "flagged" in main.inner_text().split()  # the image's verdict chip
+        page.get_by_role("button", name="Give verdicts").click()
+        page.get_by_role("textbox", name="Your name").fill("Bob Stone")
+        page.get_by_role("button", name="Start reviewing").click()
+        main.get_by_role("button", name="Approve", exact=True).wait_for(timeout=30_000)
+        settle(page)
+        assert_no_error(page)
+        page.get_by_text("Images (1)").scroll_into_view_if_needed()
+        shot(page, "review-6-detail-verdict-and-buttons")
+        page.get_by_text("Review of image 1").scroll_into_view_if_needed()
+        settle(page)
+        shot(page, "review-7-detail-trail")
+    finally:
+        context.close()

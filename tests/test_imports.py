@@ -17,7 +17,7 @@ from store.lazy_exports import lazy_exports
 REPO = Path(__file__).resolve().parents[1]
 #: What a light import must not pay for.
 HEAVY = ("httpx", "PIL", "alembic", "pandas", "streamlit", "tqdm", "store.capture.recorder")
-LAZY_PACKAGES = ("store", "store.expiry", "store.queries")
+LAZY_PACKAGES = ("store", "store.expiry", "store.queries", "store.review")
 
 
 def modules_loaded_by(code: str) -> set[str]:
@@ -61,7 +61,8 @@ def test_imagelog_help_lists_every_command():
         [sys.executable, "-m", "store", "--help"], capture_output=True, text=True, check=True
     )
 
-    for command in ("import", "export", "copy", "stats", "demo", "thumbnails", "check"):
+    commands = ("import", "export", "copy", "stats", "demo", "thumbnails", "check", "review")
+    for command in commands:
         assert command in done.stdout
 
 

@@ -37,6 +37,15 @@ from store.queries import (
     overview,
     provider_summary,
 )
+from store.queries.reviewed import flagged_share_by_model
+from store.review import (
+    count_unreviewed,
+    give_verdict,
+    list_images,
+    next_unreviewed,
+    recent_changes,
+    trail,
+)
 from store.schema.records import CallRecord, ImageRecord
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -357,3 +366,100 @@ def test_latency_percentiles_step_through_an_index_instead_of_sorting(filled, fl
         else:
             assert f"COVERING INDEX {index} " in plan, plan
             assert "TEMP B-TREE" not in plan, plan
+
+
+# --- verdicts (store.review) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def reviewed(filled) -> Engine:
+    """`filled` with its 40 newest images judged: 30 approved, 10 flagged."""
+    newest = list_gallery(filled, LogFilter(), limit=40).rows
+    images = zip(newest["generation_id"], newest["position"], strict=True)
+    for k, (call, position) in enumerate(images):
+        if k < 30:
+            give_verdict(filled, call, int(position), "approved", "alice")
+        else:
+            give_verdict(filled, call, int(position), "flagged", "bob", reason="violence or gore")
+    if is_postgres(filled):
+        with filled.begin() as connection:
+            connection.exec_driver_sql("ANALYZE images")
+            connection.exec_driver_sql("ANALYZE reviews")
+    return filled
+
+
+def test_a_rare_verdict_is_read_from_the_verdict_index(reviewed):
+    plan = page_plan(reviewed, lambda: list_logs(reviewed, LogFilter(verdicts=("flagged",))))
+
+    if is_postgres(reviewed):
+        assert "Seq Scan" not in plan, plan
+    else:
+        assert "ix_images_verdict_generation_id (verdict=?)" in plan, plan
+        assert "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)" in plan
+
+
+def test_unreviewed_images_are_tested_call_by_call_along_the_time_index(reviewed, monkeypatch):
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # 260 unreviewed images: "common"
+
+    plan = page_plan(reviewed, lambda: list_logs(reviewed, LogFilter(verdicts=("unreviewed",))))
+
+    assert_no_full_scan_or_sort(reviewed, plan)
+    if not is_postgres(reviewed):
+        assert "SCAN generations USING COVERING INDEX ix_generations_created_at_id" in plan, plan
+        assert "ix_images_verdict_generation_id (verdict=? AND generation_id=?)" in plan, plan
+
+
+def test_a_logs_page_reads_its_rows_verdicts_by_seeks_of_the_verdict_index(reviewed):
+    plan = page_plan(reviewed, lambda: list_logs(reviewed, LogFilter()))
+
+    assert_no_full_scan_or_sort(reviewed, plan)
+    if not is_postgres(reviewed):
+        seek = (
+            "USING COVERING INDEX ix_images_verdict_generation_id (verdict=? AND generation_id=?)"
+        )
+        assert plan.count(seek) == 4, plan  # approved, flagged, needs another look, unreviewed
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda engine: next_unreviewed(engine, LogFilter(providers=("azure",))),
+        lambda engine: count_unreviewed(engine, LogFilter()),
+        lambda engine: list_images(engine, LogFilter(verdicts=("flagged",))),
+    ],
+    ids=["next_unreviewed", "count_unreviewed", "list_images"],
+)
+def test_the_review_walk_and_list_use_indexes(reviewed, run, monkeypatch):
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # as on a big log
+    for plan in plans_of(reviewed, lambda: run(reviewed)):
+        assert_no_full_scan_or_sort(reviewed, plan)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda engine: trail(engine, list_logs(engine, LogFilter()).rows["id"][0]),
+        lambda engine: recent_changes(engine, limit=10),
+    ],
+    ids=["trail", "recent_changes"],
+)
+def test_a_trail_and_the_recent_verdicts_are_read_in_index_order(reviewed, run):
+    plan = plans_of(reviewed, lambda: run(reviewed))[-1]
+
+    if is_postgres(reviewed):
+        assert "Seq Scan" not in plan, plan
+        # Only the reviews of one time are sorted (by id), never all of them.
+        assert re.search(r"(^|->  )Sort ", plan, re.MULTILINE) is None, plan
+    else:
+        assert "SCAN reviews\n" not in plan + "\n" and "TEMP B-TREE" not in plan, plan
+        assert "ix_reviews_" in plan, plan
+
+
+def test_the_flagged_share_starts_from_the_reviewed_images(reviewed):
+    plan = plans_of(reviewed, lambda: flagged_share_by_model(reviewed, LogFilter()))[-1]
+
+    if is_postgres(reviewed):
+        assert "Seq Scan" not in plan, plan
+    else:
+        assert plan.startswith("SEARCH images USING COVERING INDEX ix_images_verdict_"), plan
+        assert "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)" in plan

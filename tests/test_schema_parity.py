@@ -18,6 +18,7 @@ from store.schema.models import (
     GENERATIONS,
     IMAGES,
     PROMPT_SEARCH_SQLITE,
+    REVIEWS,
     SQLModel,
     applies_to,
     is_compared,
@@ -55,7 +56,7 @@ def test_sqlite_expression_indexes_and_prompt_search_match_the_models(sqlite_url
                 text("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
             ).all()
         )
-    for table in (GENERATIONS, IMAGES):
+    for table in (GENERATIONS, IMAGES, REVIEWS):
         for index in table.indexes:
             if applies_to(index, "sqlite"):
                 expected = str(CreateIndex(index).compile(dialect=engine.dialect)).strip()

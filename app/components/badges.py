@@ -1,7 +1,8 @@
-"""How a URL state looks everywhere in the app: one word, one colour, one icon.
+"""How a URL state and a verdict look everywhere in the app: one word, one colour, one icon.
 
-The Logs table, the Gallery cards, the Detail page and the filter pills all take their labels
-and colours from `STATES`, so "expired" is the same red chip wherever an auditor meets it.
+The Logs table, the Gallery cards, the Detail and Review pages and the filter pills all take
+their labels and colours from `STATES` and `VERDICTS`, so "expired" and "flagged" are the
+same chips wherever an auditor meets them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from store.expiry import describe_url_state
+from store.schema.enums import UNREVIEWED, Verdict
 from store.schema.models import UrlState
 
 
@@ -32,6 +34,30 @@ STATES: dict[str, StateLook] = {
     # "none" would read as "no image": the image came as base64, without a hosted URL.
     UrlState.none.value: StateLook("blue", "#2563eb", ":material/data_object:", label="no URL"),
 }
+
+
+#: In the order the filter offers them: what is left to do first.
+VERDICTS: dict[str, StateLook] = {
+    UNREVIEWED: StateLook("gray", "#6b7280", ":material/pending:"),
+    Verdict.approved.value: StateLook("green", "#16a34a", ":material/verified:"),
+    Verdict.flagged.value: StateLook("red", "#dc2626", ":material/flag:"),
+    Verdict.needs_another_look.value: StateLook(
+        "orange", "#d97706", ":material/visibility:", label="needs another look"
+    ),
+}
+
+
+def verdict_label(verdict: str) -> str:
+    """The words shown for a verdict ("needs another look", not its stored name)."""
+    look = VERDICTS.get(verdict)
+    return look.label if look and look.label else verdict
+
+
+def verdict_badge(verdict: str | None, container=st) -> None:
+    """A coloured badge for an image's current verdict (None: no one has judged it yet)."""
+    shown = verdict if isinstance(verdict, str) else UNREVIEWED
+    look = VERDICTS.get(shown, VERDICTS[UNREVIEWED])
+    container.badge(verdict_label(shown), color=look.color, icon=look.icon)
 
 
 def label(state: str) -> str:

@@ -10,12 +10,14 @@ the URL (not the unhashable engine) is what tells two databases' results apart.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from store import queries
+from store import queries, review
 from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
 from store.queries.analytics import Bucket
+from store.queries.reviewed import flagged_share_by_model
 from store.schema import db
 from store.schema.config import database_url
 from store.schema.db import make_engine
@@ -111,6 +113,56 @@ def overview(flt: LogFilter, bucket: Bucket) -> Overview:
     `bucket`), read together: one pass over the index, where one query per chart read it
     four times."""
     return _overview(database_url(), flt, bucket)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _flagged_share(url: str, flt: LogFilter) -> pd.DataFrame:
+    return flagged_share_by_model(engine_for(url), flt)
+
+
+def flagged_share(flt: LogFilter) -> pd.DataFrame:
+    """Per model of the view: images reviewed, each verdict's count, the flagged share."""
+    return _flagged_share(database_url(), flt)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _next_unreviewed(url: str, flt: LogFilter, after: Cursor | None) -> Cursor | None:
+    return review.next_unreviewed(engine_for(url), flt, after)
+
+
+def next_unreviewed(flt: LogFilter, after: Cursor | None) -> Cursor | None:
+    """Where the Review page's walk goes after `after`: the next unreviewed image."""
+    return _next_unreviewed(database_url(), flt, after)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _count_unreviewed(url: str, flt: LogFilter, cap: int) -> tuple[int, bool]:
+    return review.count_unreviewed(engine_for(url), flt, cap)
+
+
+def count_unreviewed(flt: LogFilter) -> tuple[int, bool]:
+    """(unreviewed images of the view, capped): at most COUNT_CAP are counted."""
+    return _count_unreviewed(database_url(), flt, COUNT_CAP)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _trail(url: str, generation_id: str) -> list[review.Change]:
+    return review.trail(engine_for(url), generation_id)
+
+
+def trail(generation_id: str) -> list[review.Change]:
+    """Every verdict given to the call's images, oldest first per image."""
+    return _trail(database_url(), generation_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _recent_changes(url: str, limit: int) -> list[review.Change]:
+    return review.recent_changes(engine_for(url), limit)
+
+
+def recent_changes(limit: int = 20) -> list[review.Change]:
+    """The latest verdicts given in this log, by anyone, newest first."""
+    return _recent_changes(database_url(), limit)
 
 
 def refresh() -> None:

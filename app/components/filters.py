@@ -28,6 +28,7 @@ PROVIDER = "provider"
 MODEL = "model"
 STATUS = "status"
 URL_STATE = "url_state"
+VERDICT = "verdict"
 FROM = "from"
 TO = "to"
 MIN_COST = "min_cost"
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, object] = {
     MODEL: [],
     STATUS: [],
     URL_STATE: [],
+    VERDICT: [],
     FROM: None,
     TO: None,
     MIN_COST: None,
@@ -60,6 +62,7 @@ def sidebar() -> None:
         MODEL: facets.models,
         STATUS: [status.value for status in Status],
         URL_STATE: list(badges.STATES),
+        VERDICT: list(badges.VERDICTS),
     }
     # Read before the widgets are drawn: a bound widget drops values it does not offer.
     unknown = unknown_link_values(offered)
@@ -101,6 +104,15 @@ def sidebar() -> None:
             key=URL_STATE,
             bind="query-params",
             help="Calls with at least one image whose hosted URL is in this state.",
+        )
+        st.pills(
+            "Verdict",
+            list(badges.VERDICTS),
+            selection_mode="multi",
+            format_func=badges.verdict_label,
+            key=VERDICT,
+            bind="query-params",
+            help="Calls with at least one image that a reviewer judged so (or no one yet).",
         )
         since, until = st.columns(2)
         since.date_input("From (UTC)", value=None, key=FROM, bind="query-params")
@@ -158,6 +170,7 @@ def current() -> LogFilter:
         models=tuple(_value(MODEL) or ()),
         statuses=tuple(_value(STATUS) or ()),
         url_states=tuple(_value(URL_STATE) or ()),
+        verdicts=tuple(_value(VERDICT) or ()),
         since=parse_utc_datetime(start) if isinstance(start, date) else None,
         until=parse_utc_datetime(end + timedelta(days=1)) if isinstance(end, date) else None,
         min_cost=_value(MIN_COST),

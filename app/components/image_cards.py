@@ -28,13 +28,15 @@ def data_uri(thumbnail: bytes) -> str:
 
 
 def gallery_card(row: pd.Series, now: datetime) -> None:
-    """A bordered card: thumbnail, URL-state chip and expiry, model, time, and a link to Detail."""
+    """A bordered card: thumbnail, URL-state and verdict chips, expiry, model, time, and a link
+    to Detail."""
     with st.container(border=True):
         if isinstance(row["thumbnail"], bytes) and row["thumbnail"]:
             st.image(data_uri(row["thumbnail"]), width="stretch")
         else:
             st.caption(":material/hide_image: no cached thumbnail")
         badges.badge(row["url_state"])
+        badges.verdict_badge(row["verdict"])
         st.caption(badges.when(row["url_state"], row["expires_at"], None, now))
         st.caption(
             f"{plain(row['provider'])} · {plain(row['model'])}  \n"
@@ -52,9 +54,10 @@ def detail_panel(image: ImageDetail, now: datetime) -> None:
     """One image of a call: the picture (hosted or cached), its facts, its archived copy."""
     picture, facts = st.columns([2, 3], gap="large")
     with picture:
-        _picture(image)
+        show_picture(image)
     with facts:
         badges.badge(image.url_state)
+        badges.verdict_badge(image.verdict)
         st.caption(badges.when(image.url_state, image.expires_at, image.last_checked_at, now))
         st.markdown(f"**Image {image.position + 1}**")
         rows = {
@@ -81,7 +84,7 @@ def detail_panel(image: ImageDetail, now: datetime) -> None:
         _archive_download(image)
 
 
-def _picture(image: ImageDetail) -> None:
+def show_picture(image: ImageDetail) -> None:
     """The cached thumbnail, at its own size: a page never makes a viewer's browser fetch a URL
     taken from the log (an imported "live" URL could be anyone's tracking pixel). The hosted
     original is loaded only when the viewer asks for it."""

@@ -3,7 +3,7 @@
 Thumbnails travel as `data:` URIs of the stored WebP bytes (ImageColumn shows them without a
 second request and without the hosted URL, which may be dead). The URL state is a one-item
 list so a read-only MultiselectColumn draws it as a coloured chip, in the colours of
-`badges.STATES`.
+`badges.STATES`; the verdicts of the call's images are chips the same way (`badges.VERDICTS`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ COLUMN_CONFIG = {
         width=85,
     ),
     "url_when": st.column_config.TextColumn("URL expiry", width=170),
+    "verdicts": st.column_config.MultiselectColumn(
+        "Verdict",
+        options=list(badges.VERDICTS),
+        color=[look.hex for look in badges.VERDICTS.values()],
+        format_func=badges.verdict_label,
+        width=150,  # room for "needs another look"
+    ),
     "cost_usd": st.column_config.NumberColumn("Cost", format="$%.3f", width=70),
     "latency_ms": st.column_config.NumberColumn("Latency", format="%.0f ms", width=85),
     "prompt": st.column_config.TextColumn("Prompt", width=300),
@@ -65,6 +72,7 @@ def table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
                 badges.when(state, expires_at, None, now)
                 for state, expires_at in zip(rows["url_state"], rows["expires_at"], strict=True)
             ],
+            "verdicts": rows["verdicts"],
             "cost_usd": rows["cost_usd"],
             "latency_ms": rows["latency_ms"],
             "prompt": [short_prompt(prompt) for prompt in rows["prompt"]],

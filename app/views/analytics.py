@@ -1,7 +1,8 @@
 """Analytics: totals and trends of the filtered calls, each figure an SQL aggregate (store.queries).
 
 Read top to bottom: how much (totals), when (calls and cost over time), how fast (latency
-p50/p95 per provider and model), and who (the busiest models).
+p50/p95 per provider and model), who (the busiest models), and how the reviewers judged the
+images (the flagged share of each model's reviewed images).
 """
 
 from datetime import timedelta
@@ -166,6 +167,50 @@ def busiest(top: pd.DataFrame) -> None:
     st.altair_chart(chart, width="stretch")
 
 
+def reviews(shares: pd.DataFrame) -> None:
+    st.subheader("Review")
+    if shares.empty:
+        st.caption("No image in this view has a verdict yet: see the Review page.")
+        return
+    reviewed, flagged = int(shares["reviewed"].sum()), int(shares["flagged"].sum())
+    st.caption(
+        f"{reviewed:,} reviewed images in this view, {flagged:,} flagged "
+        f"({flagged / reviewed:.1%}). Flagged share of each model's reviewed images:"
+    )
+    shares = shares.assign(label=shares["provider"] + " · " + shares["model"])
+    chart = (
+        alt.Chart(shares)
+        .mark_bar(color="#dc2626")
+        .encode(
+            y=alt.Y("label:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
+            x=alt.X("flagged_share:Q", title="flagged", axis=alt.Axis(format="%")),
+            tooltip=[
+                "provider:N",
+                "model:N",
+                "reviewed:Q",
+                "flagged:Q",
+                alt.Tooltip("flagged_share:Q", format=".1%"),
+            ],
+        )
+        .properties(height=max(120, 30 * len(shares)))
+    )
+    st.altair_chart(chart, width="stretch")
+    st.dataframe(
+        shares.drop(columns="label"),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "provider": "Provider",
+            "model": "Model",
+            "reviewed": "Reviewed",
+            "approved": "Approved",
+            "flagged": "Flagged",
+            "needs_another_look": "Needs another look",
+            "flagged_share": st.column_config.NumberColumn("Flagged share", format="percent"),
+        },
+    )
+
+
 def _columns() -> dict[str, Any]:
     return {
         "provider": "Provider",
@@ -188,3 +233,4 @@ totals(figures.summary)
 over_time(view, figures.activity, bucket)
 latency(figures.providers, figures.models)
 busiest(figures.top_models(10))
+reviews(data.flagged_share(view))

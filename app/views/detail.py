@@ -1,14 +1,18 @@
 """Detail: everything recorded about one call (`?log=<id>`), for an auditor to read or cite.
 
+Each image carries its verdict, its review trail (who, when, from what to what) and the
+verdict buttons; a reviewer who has not said their name yet is asked for it first.
+
 Prompts, error bodies and URLs are user or provider text: they are shown with st.code / st.text,
 never as Markdown or HTML, so a prompt full of `**`, `<script>` or links reads as written.
 """
 
 import streamlit as st
-from components import data, image_cards, paging, stored_fields
+from components import data, image_cards, paging, reviewer, stored_fields, verdicts
 from components.text import plain
 
-from store.queries import LogDetail
+from store.queries import ImageDetail, LogDetail
+from store.review import Change
 from store.schema.models import utcnow
 
 LOG = "log"
@@ -84,6 +88,15 @@ def facts(call: LogDetail) -> None:
             st.json(call.usage_json, expanded=True)
 
 
+def review(call: LogDetail, image: ImageDetail, changes: list[Change], name: str | None) -> None:
+    """The image's trail (who, when, from what to what) and, for a known reviewer, the
+    verdict buttons."""
+    st.caption(f"Review of image {image.position + 1}")
+    verdicts.trail_table(changes)
+    if name is not None:
+        verdicts.controls(call.id, image.position, name, key=f"detail-{call.id}-{image.position}")
+
+
 def exchange(call: LogDetail) -> None:
     st.subheader("Request and response")
     st.caption("As recorded; credentials were removed before anything was stored.")
@@ -113,9 +126,17 @@ now = utcnow()
 st.subheader(f"Images ({len(call.images)})")
 if not call.images:
     st.caption("This call returned no image.")
+name = reviewer.current()
+if call.images and name is None:
+    with st.popover("Give verdicts", icon=":material/how_to_reg:"):
+        reviewer.ask()
+trails = data.trail(call.id)
 for image in call.images:
     with st.container(border=True):
         image_cards.detail_panel(image, now)
+        review(
+            call, image, [change for change in trails if change.position == image.position], name
+        )
 facts(call)
 exchange(call)
 stored_fields.section(call)

@@ -231,9 +231,12 @@ def _top_of(models: pd.DataFrame, limit: int) -> pd.DataFrame:
 
 
 def _url_state_counts(connection: Connection, flt: LogFilter, hints: PlanHints) -> dict[str, int]:
-    """Images of the matching calls per URL state (those in `flt.url_states` only, if any)."""
+    """Images of the matching calls per URL state (only those that meet `flt`'s URL states
+    and verdicts, if any)."""
     g = GENERATIONS.c
-    call_conditions = generation_conditions(connection.dialect.name, flt, hints, url_states=False)
+    call_conditions = generation_conditions(
+        connection.dialect.name, flt, hints, image_filters=False
+    )
     states = select(IMAGES.c.url_state, func.count()).group_by(IMAGES.c.url_state)
     if call_conditions:
         states = states.join_from(IMAGES, GENERATIONS, IMAGES.c.generation_id == g.id).where(

@@ -23,18 +23,21 @@ from typing import cast as cast_type
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
     String,
     and_,
     cast,
     exists,
     literal_column,
+    or_,
     select,
     text,
 )
 
+from store.schema.enums import UNREVIEWED
 from store.schema.models import GENERATIONS, IMAGES, PG_PROMPT_TSVECTOR, as_utc
 
-_TUPLE_FIELDS = ("providers", "models", "statuses", "url_states")
+_TUPLE_FIELDS = ("providers", "models", "statuses", "url_states", "verdicts")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class LogFilter:
 
     `since` is inclusive and `until` exclusive (a day range [d1, d2] is since=d1, until=d2+1).
     `url_states` keeps calls with at least one image in one of the states (and, on the
-    image-level queries, only those images). `tag` is "key=value" on the call's metadata.
+    image-level queries, only those images); `verdicts` likewise keeps calls with an image
+    whose current verdict is one of them, `UNREVIEWED` standing for an image without one.
+    Both together ask for one image in those states with those verdicts.
+    `tag` is "key=value" on the call's metadata.
     `search` is full-text over prompt and revised prompt, with websearch-like syntax on both
     backends: words (all must match), "a phrase", `OR`, `-word` (and `word*` prefix on SQLite).
     """
@@ -52,6 +58,7 @@ class LogFilter:
     models: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     url_states: tuple[str, ...] = ()
+    verdicts: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
     min_cost: float | None = None
@@ -88,12 +95,13 @@ class PlanHints:
     a search word that matches few calls is best read from its own index and sorted, and one
     that matches many is best tested while the time index is walked. `hints.plan_hints`
     measures that once, on the connection that then runs the queries; the default (no
-    facts) suits a filter without URL states or search, and every count or aggregate.
+    facts) suits a filter without URL states, verdicts or search, and every count or
+    aggregate.
     """
 
-    #: Few images are in the filter's URL states (probed on SQLite only), so a query starts
-    #: from those images.
-    few_state_images: bool = False
+    #: Few images match the filter's image conditions, its URL states and verdicts (probed
+    #: on SQLite only), so a query starts from those images.
+    few_matching_images: bool = False
     #: The search matches many calls (probed for newest-first pages only), so a page tests
     #: each call along the time index instead of fetching and sorting every match.
     common_search: bool = False
@@ -122,12 +130,13 @@ def parse_utc_datetime(value: str | date | datetime | None) -> datetime | None:
 
 
 def generation_conditions(
-    dialect: str, flt: LogFilter, hints: PlanHints, *, url_states: bool = True
+    dialect: str, flt: LogFilter, hints: PlanHints, *, image_filters: bool = True
 ) -> list[ColumnElement[bool]]:
     """The WHERE conditions on `generations` for `flt` (AND them together).
 
-    `url_states=False` leaves the URL-state condition to the caller: the queries that count
-    images apply it to each image (`image_conditions`) instead of asking "has any image".
+    `image_filters=False` leaves the URL-state and verdict conditions to the caller: the
+    queries that count images apply them to each image (`image_conditions`) instead of asking
+    "has any image".
     """
     g = GENERATIONS.c
     conditions: list[ColumnElement[bool]] = []
@@ -151,8 +160,8 @@ def generation_conditions(
         key, _, value = flt.tag.partition("=")
         # Compared as text, so tag=3 finds {"batch": 3} as well as {"batch": "3"}.
         conditions.append(cast(g.metadata_json[key.strip()].as_string(), String) == value.strip())
-    if flt.url_states and url_states:
-        conditions.append(_has_image_in_states(flt.url_states, hints))
+    if image_filters and (matching := _has_matching_image(flt, hints)) is not None:
+        conditions.append(matching)
     if flt.search:
         search = search_condition(dialect, flt.search, hints)
         if search is not None:
@@ -166,7 +175,7 @@ MAX_ORDERED_BRANCHES = 12
 
 
 def ordered_branches(
-    dialect: str, flt: LogFilter, hints: PlanHints, *, url_states: bool = True
+    dialect: str, flt: LogFilter, hints: PlanHints, *, image_filters: bool = True
 ) -> list[list[ColumnElement[bool]]]:
     """`flt`'s conditions as AND-lists whose union is `flt`, each with single-valued equalities.
 
@@ -177,9 +186,12 @@ def ordered_branches(
         product(flt.providers or (None,), flt.models or (None,), flt.statuses or (None,))
     )
     if len(combinations) == 1 or len(combinations) > MAX_ORDERED_BRANCHES:
-        return [generation_conditions(dialect, flt, hints, url_states=url_states)]
+        return [generation_conditions(dialect, flt, hints, image_filters=image_filters)]
     shared = generation_conditions(
-        dialect, replace(flt, providers=(), models=(), statuses=()), hints, url_states=url_states
+        dialect,
+        replace(flt, providers=(), models=(), statuses=()),
+        hints,
+        image_filters=image_filters,
     )
     g = GENERATIONS.c
     branches = []
@@ -192,23 +204,43 @@ def ordered_branches(
     return branches
 
 
-def image_conditions(flt: LogFilter) -> list[ColumnElement[bool]]:
-    """Conditions on `images` itself, for the queries that count images one by one."""
+def image_conditions(
+    flt: LogFilter, image: FromClause = IMAGES, *, dialect: str | None = None
+) -> list[ColumnElement[bool]]:
+    """`flt`'s conditions on an image itself (its URL state, its verdict), on `images` or an
+    alias of it. With `dialect`, they are filters only (`filter_only`): on images joined to a
+    page of calls, they must not choose the join's index."""
+
+    def column(name: str) -> ColumnElement[Any]:
+        found = image.c[name]
+        return filter_only(dialect, found) if dialect else found
+
+    conditions: list[ColumnElement[bool]] = []
     if flt.url_states:
-        return [IMAGES.c.url_state.in_(flt.url_states)]
-    return []
+        conditions.append(column("url_state").in_(flt.url_states))
+    if flt.verdicts:
+        verdict = column("verdict")
+        given = [value for value in flt.verdicts if value != UNREVIEWED]
+        either = [verdict.in_(given)] if given else []
+        if UNREVIEWED in flt.verdicts:
+            either.append(verdict.is_(None))
+        conditions.append(or_(*either))
+    return conditions
 
 
-def _has_image_in_states(states: tuple[str, ...], hints: PlanHints) -> ColumnElement[bool]:
+def _has_matching_image(flt: LogFilter, hints: PlanHints) -> ColumnElement[bool] | None:
+    """The call has an image that meets every image condition of `flt` (None: it has none)."""
+    if not image_conditions(flt):
+        return None
     g = GENERATIONS.c
-    if hints.few_state_images:
-        # Rare states ("unknown" may match nothing at all): start from those images.
-        return g.id.in_(select(IMAGES.c.generation_id).where(IMAGES.c.url_state.in_(states)))
-    image = IMAGES.alias("state_image")
+    if hints.few_matching_images:
+        # Rare states or verdicts ("unknown" may match nothing at all): start from the images.
+        return g.id.in_(select(IMAGES.c.generation_id).where(*image_conditions(flt)))
+    image = IMAGES.alias("matching_image")
     return exists(
         select(1)
         .select_from(image)
-        .where(image.c.generation_id == g.id, image.c.url_state.in_(states))
+        .where(image.c.generation_id == g.id, *image_conditions(flt, image))
     )
 
 

@@ -1,7 +1,7 @@
 """The planner probes behind `PlanHints`: run once, on the caller's connection.
 
 The SQL builders in filters.py are pure; what they must know about the data (does this URL
-state or search word match few calls or many?) is measured here, once per read, on the
+state, verdict or search word match few calls or many?) is measured here, once per read, on the
 connection (and so in the transaction or snapshot) that then runs the read's queries.
 """
 
@@ -15,6 +15,7 @@ from store.queries.filters import (
     PlanHints,
     fts5_match_expression,
     has_word,
+    image_conditions,
     pg_search_match,
 )
 
@@ -38,17 +39,17 @@ def plan_hints(connection: Connection, flt: LogFilter, *, ordered: bool = True) 
     always start from a search's matches: the search probe is skipped.
     """
     return PlanHints(
-        few_state_images=bool(flt.url_states)
+        few_matching_images=bool(image_conditions(flt))
         and connection.dialect.name == "sqlite"
-        and _few_images_in(connection, flt.url_states),
+        and _few_images_match(connection, flt),
         common_search=ordered
         and flt.search is not None
         and _many_prompts_match(connection, flt.search),
     )
 
 
-def _few_images_in(connection: Connection, states: tuple[str, ...]) -> bool:
-    probe = select(IMAGES.c.id).where(IMAGES.c.url_state.in_(states)).limit(SELECTIVE_BELOW)
+def _few_images_match(connection: Connection, flt: LogFilter) -> bool:
+    probe = select(IMAGES.c.id).where(*image_conditions(flt)).limit(SELECTIVE_BELOW)
     found = connection.execute(select(func.count()).select_from(probe.subquery()))
     return found.scalar_one() < SELECTIVE_BELOW
 

@@ -41,15 +41,16 @@ from store.queries.filters import (
     GENERATIONS,
     IMAGES,
     LogFilter,
-    filter_only,
     generation_conditions,
+    image_conditions,
     ordered_branches,
     parse_utc_datetime,
     require_positive,
     where,
 )
 from store.queries.hints import plan_hints
-from store.schema.models import GenerationFields, ImageFields, ImageKeys
+from store.schema.enums import UNREVIEWED, Verdict
+from store.schema.models import GenerationFields, ImageFields, ImageKeys, ImageVerdict
 
 #: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
 PROMPT_PREVIEW_CHARS = 200
@@ -72,6 +73,7 @@ LOG_COLUMNS = [
     "expires_at",
     "thumbnail",
     "image_count",
+    "verdicts",
 ]
 GALLERY_COLUMNS = [
     "image_id",
@@ -81,6 +83,7 @@ GALLERY_COLUMNS = [
     "url",
     "url_state",
     "expires_at",
+    "verdict",
     "provider",
     "model",
     "prompt",
@@ -148,7 +151,7 @@ class GalleryPage:
     next_cursor: Cursor | None
 
 
-class ImageDetail(ImageKeys, ImageFields):
+class ImageDetail(ImageVerdict, ImageKeys, ImageFields):
     """Every column of one `images` row."""
 
     id: int
@@ -177,7 +180,8 @@ def list_logs(
     """One page of calls matching `flt`, newest first, older than `after` / newer than `before`.
 
     `url_state`, `expires_at` and `thumbnail` are those of the call's first image (position 0
-    in practice); a call without images has None there.
+    in practice); a call without images has None there. `verdicts` are those of all its
+    images (UNREVIEWED for an image without one), in `VERDICT_ORDER`.
     """
     require_positive(limit=limit)
     g = GENERATIONS.c
@@ -199,7 +203,7 @@ def list_logs(
         ]
         page = merge_ordered(walks, ["created_at", "id"], limit + 1, ascending=backwards)
         found = connection.execute(_with_first_image(page)).mappings()
-        records = [dict(row) for row in found]
+        records = [_with_verdicts(dict(row)) for row in found]
     # The join keeps the page's rows, not their order: sort the few rows here, so the plan
     # is the index scan alone, with no sort step on top.
     records.sort(key=lambda record: (record["created_at"], record["id"]), reverse=not backwards)
@@ -256,9 +260,28 @@ def _with_first_image(page: Subquery) -> Select:
         IMAGES.c.url_state,
         IMAGES.c.expires_at,
         IMAGES.c.thumbnail,
+        *[_has_verdict(page, value).label(f"has_{value}") for value in VERDICT_ORDER],
     ).select_from(
         page.join(GENERATIONS, g.id == page.c.id).outerjoin(IMAGES, IMAGES.c.id == first_image_id)
     )
+
+
+#: How a call's verdicts are listed: the verdicts, then the images no one has judged yet.
+VERDICT_ORDER = (*(verdict.value for verdict in Verdict), UNREVIEWED)
+
+
+def _has_verdict(page: Subquery, verdict: str) -> ColumnElement[bool]:
+    """Whether one of the page row's images has `verdict`: a seek of the (verdict,
+    generation_id) index per row."""
+    image = IMAGES.alias(f"judged_{verdict}")
+    judged = image.c.verdict.is_(None) if verdict == UNREVIEWED else image.c.verdict == verdict
+    return exists(select(1).select_from(image).where(image.c.generation_id == page.c.id, judged))
+
+
+def _with_verdicts(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with its `_has_verdict` flags folded into one `verdicts` list."""
+    record["verdicts"] = [value for value in VERDICT_ORDER if record.pop(f"has_{value}")]
+    return record
 
 
 def older_than(cursor: Cursor, *, inclusive: bool = False) -> ColumnElement[bool]:
@@ -345,6 +368,7 @@ def list_gallery(
             i.url,
             i.url_state,
             i.expires_at,
+            i.verdict,
             g.provider,
             g.model,
             func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
@@ -352,7 +376,7 @@ def list_gallery(
         ).select_from(
             calls.join(GENERATIONS, g.id == calls.c.id).join(IMAGES, i.generation_id == calls.c.id)
         )
-        query = query.where(*_image_states(connection, flt))
+        query = query.where(*image_conditions(flt, dialect=connection.dialect.name))
         if after is not None:
             query = query.where(not_(and_(i.generation_id == after.id, i.position <= position)))
         records = [dict(row) for row in connection.execute(query).mappings()]
@@ -377,8 +401,8 @@ def _calls_with_images(
     image and a sort of them."""
     g = GENERATIONS.c
     hints = plan_hints(connection, flt)
-    # With url_states the "has an image in these states" condition ensures an image.
-    has_images = [] if flt.url_states else [g.image_count > 0]
+    # An image condition (URL states, verdicts) ensures an image already.
+    has_images = [] if image_conditions(flt) else [g.image_count > 0]
     seek = [older_than(after, inclusive=True)] if after else []
     branches = [
         select(g.created_at, g.id)  # keys only: an index-only walk, as in list_logs
@@ -388,14 +412,6 @@ def _calls_with_images(
         for conditions in ordered_branches(connection.dialect.name, flt, hints)
     ]
     return merge_ordered(branches, ["created_at", "id"], limit)
-
-
-def _image_states(connection: Connection, flt: LogFilter) -> list[ColumnElement[bool]]:
-    """`flt`'s URL states on the images joined to a page of calls, which must not choose the
-    join's index: the page's calls drive it."""
-    if not flt.url_states:
-        return []
-    return [filter_only(connection.dialect.name, IMAGES.c.url_state).in_(flt.url_states)]
 
 
 def image_ids(engine: Engine, flt: LogFilter, limit: int | None = None) -> list[int]:
@@ -411,7 +427,7 @@ def image_ids(engine: Engine, flt: LogFilter, limit: int | None = None) -> list[
         query = (
             select(i.id, calls.c.created_at, calls.c.id.label("call_id"), i.position)
             .select_from(calls.join(IMAGES, i.generation_id == calls.c.id))
-            .where(*_image_states(connection, flt))
+            .where(*image_conditions(flt, dialect=connection.dialect.name))
         )
         rows = connection.execute(query).all()
     rows = sorted(rows, key=lambda row: (row.created_at, row.call_id, -row.position), reverse=True)

@@ -1,5 +1,5 @@
 """The log's closed vocabularies: a call's status and operation, an image's URL state, a cost's
-source.
+source, a reviewer's verdict.
 
 They live apart from the tables (store/schema/models.py re-exports them) so that naming them
 loads no SQLAlchemy: `imagelog --help` lists the status and URL-state choices from here.
@@ -39,3 +39,16 @@ class CostSource(StrEnum):
     tokens = "tokens"  # the response's `usage` x the price table's token prices
     reported = "reported"  # the caller or the imported record gave the cost
     unknown = "unknown"  # no price known: cost_note says why
+
+
+class Verdict(StrEnum):
+    """A reviewer's judgement of one image (store/review/); a flagged image carries a reason."""
+
+    approved = "approved"
+    flagged = "flagged"
+    needs_another_look = "needs_another_look"
+
+
+#: The verdict filter's value for an image no one has judged yet. Not a `Verdict`: no review
+#: row ever says it; it is what `images.verdict` IS NULL means.
+UNREVIEWED = "unreviewed"

@@ -1,6 +1,7 @@
-"""The shape of the log, declared once: the two tables, their columns, widths and indexes.
+"""The shape of the log, declared once: the tables, their columns, widths and indexes.
 
-One `generations` row per image-generation request and one `images` row per returned image.
+One `generations` row per image-generation request, one `images` row per returned image, and
+one `reviews` row per verdict a reviewer gave an image (appended, never changed).
 Column names are plain words and JSON lives in `*_json` columns, so the log reads well from
 `sqlite3`, `psql` or Datasette without this package. All times are UTC: timestamptz on
 PostgreSQL, ISO text without offset on SQLite; Python sees aware UTC datetimes.
@@ -30,7 +31,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
 
-from store.schema.enums import CostSource, Operation, Status, UrlState
+from store.schema.enums import CostSource, Operation, Status, UrlState, Verdict
 
 #: JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL, not JSON null.
 JSONColumn = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -291,6 +292,52 @@ class ImageKeys(SQLModel):
     position: int = 0
 
 
+class ImageVerdict(SQLModel):
+    """An image's current verdict: that of its last `reviews` row, written in the same
+    transaction (store/review/), so the verdict filters and the Review page's walk read an
+    index instead of every image's trail. NULL: no one has judged the image yet. Derived
+    state, not record content: the record of a call does not carry it."""
+
+    verdict: Verdict | None = Field(default=None, sa_type=String(20))
+
+
+class ReviewFields(SQLModel):
+    """One verdict given to one image: who judged it, when, how, and why.
+
+    The image is named by its call and position (an image's own id is a surrogate that
+    export and import do not keep). Reviews are only ever appended: a changed mind is a new
+    row, so the trail shows every change, from what to what (store/review/trail.py).
+    """
+
+    model_config = RECORD_CONFIG  # type: ignore[assignment]  # SQLModel types it as its own superset of ConfigDict
+
+    generation_id: str = Field(foreign_key="generations.id", max_length=32)
+    position: int = Field(ge=0)
+    verdict: Verdict = Field(sa_type=String(20))
+    reason: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, sa_type=Text)
+    reviewer: str = Field(min_length=1, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("reviewer", "reason", "note", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        """Surrounding blanks are no part of a name or a note; a blank reason or note is none."""
+        if not isinstance(value, str):
+            return value
+        return value.strip() or None
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_at_utc(cls, value: datetime) -> datetime | None:
+        return utc_in_range(value)
+
+    @model_validator(mode="after")
+    def _integers_fit(self) -> ReviewFields:
+        integers_in_range(self)
+        return self
+
+
 # --- the tables -----------------------------------------------------------------------------
 
 
@@ -339,7 +386,7 @@ class Generation(GenerationFields, table=True):
     )
 
 
-class Image(ImageKeys, ImageFields, table=True):
+class Image(ImageVerdict, ImageKeys, ImageFields, table=True):
     """The `images` table."""
 
     __tablename__ = "images"
@@ -347,10 +394,32 @@ class Image(ImageKeys, ImageFields, table=True):
         Index("ux_images_generation_position", "generation_id", "position", unique=True),
         # The URL-state filter's "has an image in this state", without reading the row.
         Index("ix_images_generation_id_url_state", "generation_id", "url_state"),
+        # The verdict filter's "has an image with this verdict" (NULL: unreviewed, which the
+        # Review page walks), from either side: a call's images, or the images of a verdict.
+        Index("ix_images_verdict_generation_id", "verdict", "generation_id"),
         # `check --due`: URLs whose predicted expiry has passed, or not checked for a while.
         Index("ix_images_url_state_expires_at", "url_state", "expires_at"),
         Index("ix_images_url_state_last_checked_at", "url_state", "last_checked_at"),
     )
+
+
+class Review(ReviewFields, table=True):
+    """The `reviews` table: the append-only trail of verdicts."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # One image's trail in order.
+        Index(
+            "ix_reviews_generation_id_position_created_at",
+            "generation_id",
+            "position",
+            "created_at",
+        ),
+        # The most recent verdicts, whichever the image.
+        Index("ix_reviews_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -362,6 +431,7 @@ def _table(model: type[SQLModel]) -> Table:
 #: The tables as SQLAlchemy Core sees them: every query and insert of the store uses these.
 GENERATIONS: Table = _table(Generation)
 IMAGES: Table = _table(Image)
+REVIEWS: Table = _table(Review)
 
 #: Prompt search on SQLite: an external-content FTS5 table over the prompts (the text is stored
 #: once, in generations) kept in step by triggers. Not a table SQLAlchemy manages, so it is
