@@ -101,16 +101,27 @@ def _give(
     return True
 
 
-def trail_table(changes: Sequence[Change]) -> None:
-    """An image's trail, oldest first: when, who, from what to what, why."""
+def trail_table(
+    changes: Sequence[Change], *, empty: str = "No verdict yet.", with_image: bool = False
+) -> None:
+    """Verdict changes as a table: when, who (and which image), from what to what, why."""
     if not changes:
-        st.caption("No verdict yet.")
+        st.caption(empty)
         return
+    where = (
+        {
+            "Call": [change.generation_id for change in changes],
+            "Image": [change.position + 1 for change in changes],
+        }
+        if with_image
+        else {}
+    )
     st.dataframe(
         pd.DataFrame(
             {
                 "When (UTC)": [change.created_at for change in changes],
                 "Reviewer": [change.reviewer for change in changes],
+                **where,
                 "From": [
                     badges.verdict_label(change.from_verdict or UNREVIEWED) for change in changes
                 ],

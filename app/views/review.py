@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from components import badges, data, filters, image_cards, reviewer, verdicts
 from components.text import plain
 
 from store.queries import Cursor, LogDetail, LogFilter
-from store.schema.enums import UNREVIEWED
 
 #: This session's walk: the filter it walks, where it is, what was done on the way.
 WALK = "_review_walk"
@@ -119,28 +117,9 @@ def the_end(walk: dict[str, Any], flt: LogFilter) -> None:
 
 
 def recent() -> None:
-    changes = data.recent_changes()
     with st.expander("Recent verdicts in this log", icon=":material/history:"):
-        if not changes:
-            st.caption("No verdict has been given yet.")
-            return
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "When (UTC)": [c.created_at for c in changes],
-                    "Reviewer": [c.reviewer for c in changes],
-                    "Call": [c.generation_id for c in changes],
-                    "Image": [c.position + 1 for c in changes],
-                    "From": [badges.verdict_label(c.from_verdict or UNREVIEWED) for c in changes],
-                    "To": [badges.verdict_label(c.to_verdict) for c in changes],
-                    "Reason": [c.reason or "" for c in changes],
-                }
-            ),
-            column_config={
-                "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
-            },
-            hide_index=True,
-            width="stretch",
+        verdicts.trail_table(
+            data.recent_changes(), empty="No verdict has been given yet.", with_image=True
         )
 
 
