@@ -4,6 +4,8 @@
 the writer would not work out itself (a size the params do not say, a negotiated cost, a
 host and an expiry that differ from the URL's), and rows whose nulls it would fill in: a
 log moved elsewhere must come back as it was, not as the writer would compute it today.
+`give_hand_made_verdicts` gives those images a review trail: a changed mind, a flag with its
+reason and note, and an image left unreviewed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
-from store.schema.models import GENERATIONS, IMAGES, as_utc
+from store.review import give_verdict
+from store.schema.models import GENERATIONS, IMAGES, REVIEWS, as_utc
 
-#: Rows by table: generations by id, images by (generation_id, position).
+#: Rows by table: generations by id, images by (generation_id, position), reviews by
+#: (generation_id, position, place in the image's trail).
 LogRows = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
 
 T0 = datetime(2026, 11, 20, 9, 30, 12, 345678, tzinfo=UTC)
@@ -115,22 +119,46 @@ def write_hand_made_rows(engine: Engine) -> None:
         )
 
 
+def give_hand_made_verdicts(engine: Engine) -> None:
+    """A trail on the hand-made images: image 0 flagged then approved (a changed mind),
+    image 1 needing another look with a note, the call with nulls' image left unreviewed."""
+    call = EVERY_COLUMN_SET["id"]
+    give_verdict(
+        engine, call, 0, "flagged", "ana", reason="does not match the prompt", note="no lighthouse"
+    )
+    give_verdict(engine, call, 0, "approved", "ben", note="colours fixed upstream")
+    give_verdict(engine, call, 1, "needs_another_look", "ana", note="  hands look odd ")
+
+
 def log_rows(engine: Engine) -> LogRows:
-    """Every column of every row of the log, except the images' surrogate `id` (a database
-    numbers its own rows); times as aware UTC, so SQLite and PostgreSQL rows compare equal."""
+    """Every column of every row of the log, except the surrogate `id` of images and reviews
+    (a database numbers its own rows); times as aware UTC, so SQLite and PostgreSQL rows
+    compare equal. Reviews are keyed by their place in their image's trail."""
     rows: LogRows = {}
     with engine.connect() as connection:
         for table, key in ((GENERATIONS, ("id",)), (IMAGES, ("generation_id", "position"))):
             found = connection.execute(select(table)).mappings()
             rows[table.name] = {
-                tuple(row[name] for name in key): {
-                    name: as_utc(value) if isinstance(value, datetime) else value
-                    for name, value in row.items()
-                    if not (table is IMAGES and name == "id")
-                }
-                for row in found
+                tuple(row[name] for name in key): _compared(row, table) for row in found
             }
+        trails: dict[tuple[Any, ...], int] = {}
+        rows[REVIEWS.name] = {}
+        for row in connection.execute(
+            select(REVIEWS).order_by(REVIEWS.c.created_at, REVIEWS.c.id)
+        ).mappings():
+            image = (row["generation_id"], row["position"])
+            place = trails[image] = trails.get(image, -1) + 1
+            rows[REVIEWS.name][(*image, place)] = _compared(row, REVIEWS)
     return rows
+
+
+def _compared(row: Any, table: Any) -> dict[str, Any]:
+    """A row's columns as `log_rows` compares them: no surrogate id, times as aware UTC."""
+    return {
+        name: as_utc(value) if isinstance(value, datetime) else value
+        for name, value in row.items()
+        if not (table is not GENERATIONS and name == "id")
+    }
 
 
 def refuse_images_ending(engine: Engine, suffix: str) -> None:

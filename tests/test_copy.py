@@ -21,7 +21,12 @@ from store.transfer.copy import copy_log
 from store.transfer.demo import load_demo
 from store.transfer.jsonl import import_lines
 from store.transfer.storing import RejectedFile
-from tests.databases import differences, log_rows, write_hand_made_rows
+from tests.databases import (
+    differences,
+    give_hand_made_verdicts,
+    log_rows,
+    write_hand_made_rows,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 WAYS = [("sqlite", "postgresql"), ("postgresql", "sqlite")]
@@ -53,6 +58,7 @@ def test_copy_moves_every_row_of_the_log_as_it_was(opened, source_backend, targe
     target_url, target = opened(target_backend)
     load_demo(source, count=80, seed=9, now=NOW)
     write_hand_made_rows(source)
+    give_hand_made_verdicts(source)
     images = len(log_rows(source)["images"])
 
     code = main(["--database-url", source_url, "copy", "--to", target_url, "--no-progress"])
@@ -61,6 +67,7 @@ def test_copy_moves_every_row_of_the_log_as_it_was(opened, source_backend, targe
     assert capsys.readouterr().out.strip() == (
         f"copied 82 calls ({images} images), 0 already in the target, 0 refused by the target"
     )
+    assert len(log_rows(target)["reviews"]) == 3
     assert differences(log_rows(source), log_rows(target)) == []
 
 

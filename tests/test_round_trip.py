@@ -11,10 +11,21 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
+from store.capture.writer import insert_calls
 from store.cli import main
+from store.queries import LogFilter, iter_records
 from store.schema.db import make_engine
+from store.schema.models import REVIEWS
 from store.transfer.demo import load_demo
-from tests.databases import differences, log_rows, write_hand_made_rows
+from tests.databases import (
+    EVERY_COLUMN_SET,
+    differences,
+    give_hand_made_verdicts,
+    log_rows,
+    write_hand_made_rows,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -24,6 +35,7 @@ def test_export_then_import_into_a_new_database_gives_back_every_row(
 ):
     load_demo(engine, count=60, seed=4, now=NOW)
     write_hand_made_rows(engine)
+    give_hand_made_verdicts(engine)
     exported = tmp_path / "log.jsonl"
     target_url = fresh_db_url(engine.dialect.name)
 
@@ -37,6 +49,8 @@ def test_export_then_import_into_a_new_database_gives_back_every_row(
         target.dispose()
     assert len(before["generations"]) == 62
     assert sum(row["thumbnail"] is not None for row in before["images"].values()) > 20
+    assert len(before["reviews"]) == 3
+    assert after["images"][EVERY_COLUMN_SET["id"], 0]["verdict"] == "approved"
     assert differences(before, after) == []
 
 
@@ -66,3 +80,38 @@ def test_an_exported_line_carries_every_column_nulls_and_thumbnail_included(
     assert image["thumbnail"] and image["archive_path"] == "/srv/archive/ab/0.png"
     assert second["size"] is None and second["revised_prompt"] is None  # written out, as null
     assert second["images"][0]["expires_at"] is None
+
+
+def test_an_exported_image_carries_its_review_trail_oldest_first(engine, db_url, tmp_path):
+    write_hand_made_rows(engine)
+    give_hand_made_verdicts(engine)
+    exported = tmp_path / "log.jsonl"
+
+    main(["--database-url", db_url, "export", "-o", str(exported)])
+
+    first, second = (json.loads(text) for text in exported.read_text().splitlines())
+    trail = [
+        (review["verdict"], review["reason"], review["note"], review["reviewer"])
+        for review in first["images"][0]["reviews"]
+    ]
+    assert trail == [
+        ("flagged", "does not match the prompt", "no lighthouse", "ana"),
+        ("approved", None, "colours fixed upstream", "ben"),
+    ]
+    assert [review["verdict"] for review in first["images"][1]["reviews"]] == ["needs_another_look"]
+    assert second["images"][0]["reviews"] == []
+    assert "verdict" not in first["images"][0]  # derived from the trail, not carried
+
+
+def test_a_call_already_in_the_log_brings_no_second_trail(engine):
+    write_hand_made_rows(engine)
+    give_hand_made_verdicts(engine)
+    before = log_rows(engine)
+    records = list(iter_records(engine, LogFilter()))
+    assert sum(len(image.reviews) for record in records for image in record.images) == 3
+
+    insert_calls(engine, records, keep_carried=True)
+
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(REVIEWS)) == 3
+    assert differences(before, log_rows(engine)) == []

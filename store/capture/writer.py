@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, Insert, Table
+from sqlalchemy import Connection, Engine, Insert, Table, insert, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
@@ -23,7 +23,8 @@ from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
 from store.capture.redaction import Scrubber
 from store.expiry import predict_expiry
-from store.schema.models import GENERATIONS, IMAGES
+from store.review.verdicts import current_verdict
+from store.schema.models import GENERATIONS, IMAGES, REVIEWS
 from store.schema.records import CallRecord, ImageRecord
 
 
@@ -33,7 +34,9 @@ def insert_calls(
     """Insert `records` (and their images) in one transaction; returns how many were given.
 
     `keep_carried` is for records that come back from a log (an import, a copy): a column the
-    record gives is stored as given, and only the ones it leaves out are worked out.
+    record gives is stored as given, and only the ones it leaves out are worked out. Such a
+    record's images may carry their review trails: those are stored too, for the calls that
+    were not in the log yet, with each image's current verdict.
     """
     if not records:
         return 0
@@ -43,25 +46,58 @@ def insert_calls(
     image_rows = [
         row for record in records for row in image_rows_for(record, keep_carried=keep_carried)
     ]
+    review_rows = [row for record in records for row in review_rows_for(record)]
     try:
-        _insert_rows(engine, generation_rows, image_rows)
+        _insert_rows(engine, generation_rows, image_rows, review_rows)
     except DataError:
         # PostgreSQL takes no NUL character in text or JSONB (SQLite does): a prompt or an
         # imported line holding one would otherwise be refused, and block its whole batch.
         # Checked only on failure, so the common batch pays nothing.
         if engine.dialect.name != "postgresql":
             raise
-        _insert_rows(engine, _without_nul(generation_rows), _without_nul(image_rows))
+        _insert_rows(
+            engine,
+            _without_nul(generation_rows),
+            _without_nul(image_rows),
+            _without_nul(review_rows),
+        )
     return len(records)
 
 
 def _insert_rows(
-    engine: Engine, generation_rows: list[dict[str, Any]], image_rows: list[dict[str, Any]]
+    engine: Engine,
+    generation_rows: list[dict[str, Any]],
+    image_rows: list[dict[str, Any]],
+    review_rows: list[dict[str, Any]],
 ) -> None:
     with engine.begin() as connection:
-        connection.execute(_insert_ignoring_duplicates(engine, GENERATIONS), generation_rows)
+        insert_generations = _insert_ignoring_duplicates(engine, GENERATIONS)
+        if not review_rows:
+            connection.execute(insert_generations, generation_rows)
+        else:  # which calls are new: a call already in the log keeps its own trail
+            inserted = set(
+                connection.scalars(
+                    insert_generations.returning(GENERATIONS.c.id),
+                    generation_rows,
+                )
+            )
+            review_rows = [row for row in review_rows if row["generation_id"] in inserted]
         if image_rows:
             connection.execute(_insert_ignoring_duplicates(engine, IMAGES), image_rows)
+        if review_rows:
+            connection.execute(insert(REVIEWS), review_rows)
+            _set_current_verdicts(connection, review_rows)
+
+
+def _set_current_verdicts(connection: Connection, review_rows: list[dict[str, Any]]) -> None:
+    """Set `images.verdict` of the images `review_rows` judge to their last review's."""
+    i = IMAGES.c
+    judged = {(row["generation_id"], row["position"]) for row in review_rows}
+    connection.execute(
+        update(IMAGES)
+        .where(tuple_(i.generation_id, i.position).in_(sorted(judged)))
+        .values(verdict=current_verdict(i.generation_id, i.position))
+    )
 
 
 def _without_nul(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,6 +115,7 @@ KEY_SHAPES = Scrubber()
 #: The columns a record gives as they are; the writer works out the others (`_derived`).
 GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
 IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}
+REVIEW_COLUMNS = frozenset(REVIEWS.c.keys()) - {"id", "generation_id", "position"}
 
 
 def generation_row(record: CallRecord, *, keep_carried: bool = False) -> dict[str, Any]:
@@ -122,6 +159,15 @@ def image_rows_for(record: CallRecord, *, keep_carried: bool = False) -> Iterabl
                 worked_out["expires_source"] = image.expires_source or prediction.source
             row.update(_not_carried(worked_out, image, keep_carried))
         yield row
+
+
+def review_rows_for(record: CallRecord) -> Iterable[dict[str, Any]]:
+    """One `reviews` row per verdict the record's images carry, under the image it travels in."""
+    for position, image in enumerate(record.images):
+        for review in image.reviews:
+            row = _column_values(review, REVIEW_COLUMNS)
+            row.update(generation_id=record.id, position=position)
+            yield row
 
 
 def _not_carried(

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, Select, insert, select, tuple_, update
+from sqlalchemy import Engine, ScalarSelect, Select, insert, select, tuple_, update
 
 from store.review.reasons import configured_reasons
 from store.schema.enums import UNREVIEWED, Verdict
@@ -77,17 +77,26 @@ def give_verdict(
         written = connection.execute(update(IMAGES).where(key).values(verdict=review.verdict))
         if written.rowcount != 1:
             raise NoSuchImage(f"the log has no image {position} in call {generation_id}")
-        last = connection.execute(
-            select(REVIEWS.c.verdict)
-            .where(REVIEWS.c.generation_id == generation_id, REVIEWS.c.position == position)
-            .order_by(REVIEWS.c.created_at.desc(), REVIEWS.c.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        last = connection.scalar(select(current_verdict(generation_id, position)))
         row = {**review.model_dump(), "verdict": review.verdict.value, "created_at": utcnow()}
         review_id = connection.execute(
             insert(REVIEWS).values(row).returning(REVIEWS.c.id)
         ).scalar_one()
     return _change({**row, "id": review_id, "from_verdict": last})
+
+
+def current_verdict(generation_id: Any, position: Any) -> ScalarSelect[Any]:
+    """The verdict of an image's last review, by time then id (NULL: none yet): what
+    `images.verdict` holds. Values or columns: the writer sets the verdicts of the trails an
+    import or copy carries with it, correlated to the `images` row it updates."""
+    r = REVIEWS.c
+    return (
+        select(r.verdict)
+        .where(r.generation_id == generation_id, r.position == position)
+        .order_by(r.created_at.desc(), r.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _validated(

@@ -2,9 +2,11 @@
 through the recorder's queue and spool, into the two tables, and back out by `export`.
 
 A record is the table's columns (`GenerationFields`, `ImageFields`) plus what only travels:
-the images of a call, and an image's raw bytes. Pydantic validates it, so a malformed JSONL
-line fails with a message that names the field, and the same shape is the import and the
-export format: every stored column, by its record name (`params`, `user`, `metadata`, ...).
+the images of a call, an image's raw bytes, and the trail of verdicts it was given (its
+`reviews` rows, which export, import and copy carry along). Pydantic validates it, so a
+malformed JSONL line fails with a message that names the field, and the same shape is the
+import and the export format: every stored column, by its record name (`params`, `user`,
+`metadata`, ...).
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from typing import Any
 from pydantic import field_validator, model_validator
 from sqlmodel import Field
 
-from store.schema.models import GenerationFields, ImageFields, UrlState, new_id
+from store.schema.models import GenerationFields, ImageFields, ReviewFields, UrlState, new_id
 
-__all__ = ["CallRecord", "ImageRecord", "new_id"]
+__all__ = ["CallRecord", "ImageRecord", "ReviewRecord", "new_id"]
+
+
+class ReviewRecord(ReviewFields):
+    """One verdict of an image's trail, as an exported image carries it (its `reviews` row
+    but the row's own id). The image it judges is the one it travels in: the writer stores it
+    under that image's call and position, whatever `generation_id` and `position` say."""
 
 
 class ImageRecord(ImageFields):
@@ -30,6 +38,9 @@ class ImageRecord(ImageFields):
     """
 
     data: bytes | None = Field(default=None, exclude=True, repr=False)
+    #: The image's verdicts, oldest first (the last is its current verdict). Only a record
+    #: that comes back from a log has them; a recorded call has not been judged yet.
+    reviews: list[ReviewRecord] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

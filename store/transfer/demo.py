@@ -801,7 +801,8 @@ class DemoGenerator:
         images = []
         for position in range(n):
             facts = self.pool.facts(width, height, spec.image_format)
-            image: dict[str, Any] = {**_IMAGE_DEFAULTS, **facts.columns()}
+            # A demo call is not judged yet (`_IMAGE_DEFAULTS` holds no list of its own).
+            image: dict[str, Any] = {**_IMAGE_DEFAULTS, **facts.columns(), "reviews": []}
             if spec.delivery != "b64":
                 url, expires_at = URL_MAKERS[spec.delivery](self.rng, record_id, created, position)
                 state, checked_at = self._url_state(spec.delivery, expires_at, fetched_at)
