@@ -23,8 +23,7 @@ from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
 from store.capture.redaction import Scrubber
 from store.expiry import predict_expiry
-from store.review.verdicts import current_verdict
-from store.schema.models import GENERATIONS, IMAGES, REVIEWS
+from store.schema.models import GENERATIONS, IMAGES, REVIEWS, current_verdict
 from store.schema.records import CallRecord, ImageRecord
 
 

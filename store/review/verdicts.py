@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, ScalarSelect, Select, insert, select, tuple_, update
+from sqlalchemy import Engine, Select, insert, select, tuple_, update
 
 from store.review.reasons import configured_reasons
 from store.schema.enums import UNREVIEWED, Verdict
-from store.schema.models import IMAGES, REVIEWS, ReviewFields, utcnow
+from store.schema.models import IMAGES, REVIEWS, ReviewFields, current_verdict, utcnow
 
 
 class ReviewError(ValueError):
@@ -83,20 +83,6 @@ def give_verdict(
             insert(REVIEWS).values(row).returning(REVIEWS.c.id)
         ).scalar_one()
     return _change({**row, "id": review_id, "from_verdict": last})
-
-
-def current_verdict(generation_id: Any, position: Any) -> ScalarSelect[Any]:
-    """The verdict of an image's last review, by time then id (NULL: none yet): what
-    `images.verdict` holds. Values or columns: the writer sets the verdicts of the trails an
-    import or copy carries with it, correlated to the `images` row it updates."""
-    r = REVIEWS.c
-    return (
-        select(r.verdict)
-        .where(r.generation_id == generation_id, r.position == position)
-        .order_by(r.created_at.desc(), r.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
 
 
 def _validated(

@@ -24,7 +24,17 @@ from typing import Any
 
 from annotated_types import MaxLen
 from pydantic import ConfigDict, field_validator, model_validator
-from sqlalchemy import JSON, Index, LargeBinary, String, Table, Text, literal_column
+from sqlalchemy import (
+    JSON,
+    Index,
+    LargeBinary,
+    ScalarSelect,
+    String,
+    Table,
+    Text,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
@@ -432,6 +442,21 @@ def _table(model: type[SQLModel]) -> Table:
 GENERATIONS: Table = _table(Generation)
 IMAGES: Table = _table(Image)
 REVIEWS: Table = _table(Review)
+
+
+def current_verdict(generation_id: Any, position: Any) -> ScalarSelect[Any]:
+    """The verdict of an image's last review, by time then id (NULL: none yet): what
+    `images.verdict` holds. Values or columns: the writer sets the verdicts of the trails an
+    import or copy carries with it, correlated to the `images` row it updates."""
+    r = REVIEWS.c
+    return (
+        select(r.verdict)
+        .where(r.generation_id == generation_id, r.position == position)
+        .order_by(r.created_at.desc(), r.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
 
 #: Prompt search on SQLite: an external-content FTS5 table over the prompts (the text is stored
 #: once, in generations) kept in step by triggers. Not a table SQLAlchemy manages, so it is
