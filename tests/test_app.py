@@ -33,7 +33,7 @@ from tests.standins.server import LoopbackServer, Reply, Request
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP_DIR))  # the pages import `components` the way `streamlit run` does
 
-from components import data, export  # noqa: E402
+from components import data, export, image_cards  # noqa: E402
 
 from store.queries import LogFilter  # noqa: E402
 
@@ -527,6 +527,22 @@ def test_gallery_shows_one_card_per_image_with_state_badges(log):
     assert len(shown_thumbnails(app)) == 4  # the error call has no image
     assert sum("expired" in body for body in badges) == 1
     assert sum("live" in body for body in badges) == 1
+
+
+def test_gallery_cards_are_equal_and_show_the_prompt_as_text_with_a_total(log):
+    app = open_page("gallery")
+
+    no_exception(app)
+    texts = [text.value for text in app.text]
+    assert TRICKY_PROMPT in texts  # as written: plain text, not Markdown
+    assert "a blue lighthouse" in texts
+    cards = [
+        block.proto.height_config.pixel_height
+        for block in app.main.get("flex_container")
+        if block.proto.height_config.pixel_height
+    ]
+    assert cards == [image_cards.CARD_HEIGHT] * 4
+    assert any("4 images on this page · 5 calls match" in c.value for c in app.caption)
 
 
 def test_gallery_follows_the_url_state_filter(log):

@@ -27,10 +27,16 @@ def data_uri(thumbnail: bytes) -> str:
     return "data:image/webp;base64," + base64.b64encode(thumbnail).decode("ascii")
 
 
+#: Every Gallery card is this tall (px), whatever its image's shape: a grid of equal cards.
+CARD_HEIGHT = 560
+#: How much of the prompt a card shows.
+CARD_PROMPT_CHARS = 90
+
+
 def gallery_card(row: pd.Series, now: datetime) -> None:
-    """A bordered card: thumbnail, URL-state and verdict chips, expiry, model, time, and a link
-    to Detail."""
-    with st.container(border=True):
+    """A bordered card of fixed height: thumbnail, URL-state and verdict chips, expiry, the
+    prompt's start, model, time, and a link to Detail."""
+    with st.container(border=True, height=CARD_HEIGHT):
         if isinstance(row["thumbnail"], bytes) and row["thumbnail"]:
             st.image(data_uri(row["thumbnail"]), width="stretch")
         else:
@@ -38,6 +44,9 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
         badges.badge(row["url_state"])
         badges.verdict_badge(row["verdict"])
         st.caption(badges.when(row["url_state"], row["expires_at"], None, now))
+        prompt = str(row["prompt"] or "")
+        cut = prompt[:CARD_PROMPT_CHARS] + ("…" if len(prompt) > CARD_PROMPT_CHARS else "")
+        st.text(cut)
         st.caption(
             f"{plain(row['provider'])} · {plain(row['model'])}  \n"
             f"{row['created_at']:%Y-%m-%d %H:%M} UTC"

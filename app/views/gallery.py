@@ -56,7 +56,11 @@ back.button(
     on_click=newer,
     width="stretch",
 )
-where.caption(f"{len(page.rows)} images on this page", text_alignment="center")
+matches, capped = data.count(flt)
+where.caption(
+    f"{len(page.rows)} images on this page · {matches:,}{'+' if capped else ''} calls match",
+    text_alignment="center",
+)
 forward.button(
     "Older",
     icon=":material/chevron_right:",
