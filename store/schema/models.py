@@ -17,6 +17,7 @@ it keeps a frozen copy of what it creates, so later changes here cannot rewrite 
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import UTC, datetime
@@ -160,17 +161,26 @@ def fit_to_columns(model: type[SQLModel], value: Any) -> tuple[Any, dict[str, in
     if not isinstance(value, dict):
         return value, {}
     cut: dict[str, int] = {}
-    for name, field in model.model_fields.items():
-        width = next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), None)
-        if width is None:
-            continue
-        keys = [name, field.serialization_alias] if field.serialization_alias else [name]
+    for name, keys, width in _text_widths(model):
         for key in keys:
             text = value.get(key)
             if isinstance(text, str) and len(text) > width:
                 value = {**value, key: text[: width - 1] + "…"}
                 cut[name] = len(text)
     return value, cut
+
+
+@functools.cache
+def _text_widths(model: type[SQLModel]) -> tuple[tuple[str, tuple[str, ...], int], ...]:
+    """(field, the input keys it is read from, its width) for each field with a width: read off
+    the model once, not for every record validated."""
+    widths = []
+    for name, field in model.model_fields.items():
+        width = next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), None)
+        if width is not None:
+            alias = field.serialization_alias
+            widths.append((name, (name, alias) if alias else (name,), width))
+    return tuple(widths)
 
 
 class GenerationFields(SQLModel):
