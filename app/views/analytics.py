@@ -142,28 +142,30 @@ def latency(providers: pd.DataFrame, models: pd.DataFrame) -> None:
     )
 
 
+def bars_by_model(
+    frame: pd.DataFrame, x: alt.X, color: str, tooltip: list[Any], min_height: int
+) -> alt.Chart:
+    """One bar per (provider, model), labelled in full (never cut to "openai · gpt-imag...")."""
+    labelled = frame.assign(label=frame["provider"] + " · " + frame["model"])
+    return (
+        alt.Chart(labelled)
+        .mark_bar(color=color)
+        .encode(
+            y=alt.Y("label:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
+            x=x,
+            tooltip=["provider:N", "model:N", *tooltip],
+        )
+        .properties(height=max(min_height, 30 * len(frame)))
+    )
+
+
 def busiest(top: pd.DataFrame) -> None:
     st.subheader("Top models")
     if top.empty:
         st.caption("No calls in this view.")
         return
-    top = top.assign(label=top["provider"] + " · " + top["model"])
-    chart = (
-        alt.Chart(top)
-        .mark_bar(color="#2563eb")
-        .encode(
-            y=alt.Y("label:N", title=None, sort="-x"),
-            x=alt.X("calls:Q", title="calls"),
-            tooltip=[
-                "provider:N",
-                "model:N",
-                "calls:Q",
-                "images:Q",
-                alt.Tooltip("cost_usd:Q", format="$.2f"),
-            ],
-        )
-        .properties(height=max(160, 30 * len(top)))
-    )
+    tooltip = ["calls:Q", "images:Q", alt.Tooltip("cost_usd:Q", format="$.2f")]
+    chart = bars_by_model(top, alt.X("calls:Q", title="calls"), "#2563eb", tooltip, 160)
     st.altair_chart(chart, width="stretch")
 
 
@@ -177,26 +179,11 @@ def reviews(shares: pd.DataFrame) -> None:
         f"{reviewed:,} reviewed images in this view, {flagged:,} flagged "
         f"({flagged / reviewed:.1%}). Flagged share of each model's reviewed images:"
     )
-    shares = shares.assign(label=shares["provider"] + " · " + shares["model"])
-    chart = (
-        alt.Chart(shares)
-        .mark_bar(color="#dc2626")
-        .encode(
-            y=alt.Y("label:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
-            x=alt.X("flagged_share:Q", title="flagged", axis=alt.Axis(format="%")),
-            tooltip=[
-                "provider:N",
-                "model:N",
-                "reviewed:Q",
-                "flagged:Q",
-                alt.Tooltip("flagged_share:Q", format=".1%"),
-            ],
-        )
-        .properties(height=max(120, 30 * len(shares)))
-    )
-    st.altair_chart(chart, width="stretch")
+    share = alt.X("flagged_share:Q", title="flagged", axis=alt.Axis(format="%"))
+    tooltip = ["reviewed:Q", "flagged:Q", alt.Tooltip("flagged_share:Q", format=".1%")]
+    st.altair_chart(bars_by_model(shares, share, "#dc2626", tooltip, 120), width="stretch")
     st.dataframe(
-        shares.drop(columns="label"),
+        shares,
         hide_index=True,
         width="stretch",
         column_config={
