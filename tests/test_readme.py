@@ -32,9 +32,10 @@ def stored_rows(engine):
 
 def test_the_readme_shows_a_recording_snippet_and_a_tracking_snippet():
     snippets = python_snippets()
-    assert len(snippets) == 2
+    assert len(snippets) == 3
     assert "recorder.httpx_client()" in snippets[0]
     assert "recorder.track(" in snippets[1]
+    assert "recorder.context(" in snippets[2]
 
 
 def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
@@ -46,18 +47,25 @@ def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     hosted = image_host.url("/img/flux.webp?w=1024&h=768")
     replicate = SimpleNamespace(run=lambda model, input: [hosted])
-    quickstart, tracking = python_snippets()
+    quickstart, tracking, context = python_snippets()
 
     namespace: dict = {}
     exec(quickstart, namespace)
     recorder = namespace["recorder"]
     exec(tracking, {"recorder": recorder, "replicate": replicate, "prompt": "a red fox"})
+    exec(context, namespace)
     assert recorder.flush(timeout=60)
     generations, images = stored_rows(recorder.engine)
     recorder.close()
 
+    [banner] = [row for row in generations if row["prompt"].startswith("A banner")]
+    assert banner["user_id"] == "alice"
+    assert (banner["metadata_json"]["team"], banner["metadata_json"]["feature"]) == (
+        "ads",
+        "banner",
+    )
     by_provider = {row["provider"]: row for row in generations}
-    assert by_provider["127.0.0.1"]["prompt"] == "Lucy in the sky with diamonds"
+    assert "Lucy in the sky with diamonds" in [row["prompt"] for row in generations]
     tracked = by_provider["replicate"]
     assert (tracked["model"], tracked["prompt"], tracked["source"]) == (
         "black-forest-labs/flux-schnell",

@@ -18,6 +18,7 @@ import httpx
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
+from store.capture.context import EMPTY, CallContext, from_headers, json_object
 from store.capture.json_values import map_strings
 from store.capture.providers import Route, azure_deployment, infer_route
 from store.capture.redaction import (
@@ -86,6 +87,8 @@ class Exchange:
     latency_ms: float | None = None
     error: BaseException | None = None  # a transport error (timeout, reset...)
     complete: bool = True  # False when the caller closed the response before its end
+    context: CallContext = EMPTY  # the client's, under the caller's `recorder.context()`
+    context_headers: dict[str, str] = field(default_factory=dict)  # x-imagelog-*, removed
 
 
 def exchange_to_record(exchange: Exchange) -> CallRecord:
@@ -97,18 +100,24 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
     route = infer_route(url.host, url.path, request_headers)
     body, body_note = parse_request_body(request_headers.get("content-type", ""), exchange)
     params = {key: value for key, value in body.items() if key not in _NOT_PARAMS}
-    metadata = _metadata(route, url, request_headers, body_note, exchange.complete)
+    context = call_context(exchange, body, request_headers)
+    metadata = {
+        **context.metadata,
+        **_metadata(route, url, request_headers, body_note, exchange.complete),
+    }
+    if context.errors:
+        metadata["context_errors"] = list(context.errors)
 
     record = CallRecord(
         created_at=exchange.started_at,
-        provider=route.provider,
+        provider=context.provider or route.provider,
         model=str(body.get("model") or _default_model(route, url.path, params)),
         operation=images_operation(url.path) or Operation.generate,
         prompt=scrubber.exact(str(body.get("prompt") or "")),
         params=scrubber.json(params),
         latency_ms=exchange.latency_ms,
         http_status=exchange.status,
-        user=scrubber.exact(str(body["user"])) if body.get("user") else None,
+        user=scrubber.exact(context.user) if context.user else None,
         request_id=_first_header(response_headers, REQUEST_ID_HEADERS),
         trace_id=_trace_id(request_headers, response_headers),
         metadata=scrubber.json(metadata),
@@ -132,6 +141,28 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
 
 
 # --- request ----------------------------------------------------------------------------------
+
+
+def call_context(exchange: Exchange, body: dict[str, Any], headers: dict[str, str]) -> CallContext:
+    """The call's context, the narrowest scope first (see `store.capture.context`): the
+    request's `x-imagelog-*` headers, the body's `user`, Portkey's metadata, then the
+    caller's block and client."""
+    stated = from_headers(exchange.context_headers)
+    body_user = CallContext(user=str(body["user"]) if body.get("user") else None)
+    return stated.over(body_user).over(portkey_context(headers)).over(exchange.context)
+
+
+def portkey_context(headers: dict[str, str]) -> CallContext:
+    """Portkey's `x-portkey-metadata` keys as metadata, its `_user` as the user."""
+    raw = headers.get("x-portkey-metadata")
+    if raw is None:
+        return EMPTY
+    try:
+        metadata = json_object(raw)
+    except ValueError as exc:
+        return CallContext(errors=(f"x-portkey-metadata ignored: {exc}",))
+    user = metadata.pop("_user", None)
+    return CallContext(user=str(user) if user not in (None, "") else None, metadata=metadata)
 
 
 def parse_request_body(content_type: str, exchange: Exchange) -> tuple[dict[str, Any], str | None]:
@@ -249,8 +280,6 @@ def _metadata(
         metadata["retry_count"] = int(retries) if retries.isdigit() else retries
     if client_request_id := headers.get("x-client-request-id"):
         metadata["client_request_id"] = client_request_id
-    if portkey_metadata := headers.get("x-portkey-metadata"):
-        metadata["portkey_metadata"] = _json_or_text(portkey_metadata)
     if user_agent := headers.get("user-agent"):
         metadata["user_agent"] = user_agent
     if body_note:

@@ -25,13 +25,14 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
+from store.capture.context import CallContext, call_context, checked
 from store.capture.openai_exchange import Exchange, exchange_to_record
 from store.capture.providers import infer_route
 from store.capture.redaction import describe_exception
@@ -155,21 +156,59 @@ class Recorder:
             log.exception("could not queue a record")
 
     def httpx_client(
-        self, *, transport: httpx.BaseTransport | None = None, **kwargs: Any
+        self,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> httpx.Client:
         """An `httpx.Client` that records images calls; pass it as `OpenAI(http_client=...)`.
 
         It has the SDK's own timeout, connection limits and redirects, and honours proxy
-        settings as httpx does. `transport`: a transport of your own to wrap; other keyword
-        arguments go to `httpx.Client`.
+        settings as httpx does. `transport`: a transport of your own to wrap. `provider`,
+        `user` and `metadata`: the call context of every call it records (a narrower scope
+        wins: see `context()`). Other keyword arguments go to `httpx.Client`.
         """
-        return recording_client(self.record, transport, **kwargs)
+        context = checked(provider=provider, user=user, metadata=metadata)
+        client: httpx.Client = recording_client(self.record, transport, context=context, **kwargs)
+        return client
 
     def async_httpx_client(
-        self, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> httpx.AsyncClient:
         """The async twin of `httpx_client`, for `AsyncOpenAI(http_client=...)`."""
-        return async_recording_client(self.record, transport, **kwargs)
+        context = checked(provider=provider, user=user, metadata=metadata)
+        client: httpx.AsyncClient = async_recording_client(
+            self.record, transport, context=context, **kwargs
+        )
+        return client
+
+    @contextlib.contextmanager
+    def context(
+        self,
+        *,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[CallContext]:
+        """`with recorder.context(user="u-1", metadata={"team": "ads"}):` every call recorded
+        in the block, by a client or `track()`, in this thread or an asyncio task it starts,
+        gets this user, provider and metadata.
+
+        The narrowest scope wins: a request's own `x-imagelog-*` headers (and its body's
+        `user`, its Portkey metadata), then the innermost block, then the client's arguments,
+        then what imagelog infers. Metadata merges key by key in that order.
+        """
+        with call_context(provider=provider, user=user, metadata=metadata) as context:
+            yield context
 
     def track(
         self,

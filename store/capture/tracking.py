@@ -14,6 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from store.capture.context import current
 from store.capture.redaction import Scrubber, describe_exception
 from store.schema.models import Status, utcnow
 from store.schema.records import CallRecord, ImageRecord
@@ -33,7 +34,15 @@ class TrackedCall:
     """One tracked call: `add_image(...)` for each result, `set(...)` for anything else known."""
 
     def __init__(self, sink: Callable[[CallRecord], None], **fields: Any) -> None:
+        """`fields` are the record's; the caller's `recorder.context()` fills the user and
+        metadata they leave out (an argument given here is the narrower scope and wins)."""
         self._sink = sink
+        context = current()
+        if context.user and not (fields.get("user") or fields.get("user_id")):
+            fields["user"] = context.user
+        if context.metadata:
+            key = "metadata_json" if "metadata_json" in fields else "metadata"
+            fields[key] = {**context.metadata, **(fields.get(key) or {})}
         self.record = CallRecord(source="track", **fields)
         self._started: float | None = None
 
