@@ -274,18 +274,42 @@ def test_portkey_headers_name_the_provider_and_the_gateway(recorder, openai_api)
     assert "x-portkey-api-key" not in row["request_json"]["headers"]
 
 
-def test_portkey_virtual_key_without_provider_is_recorded_as_portkey(recorder, openai_api):
+def test_portkey_virtual_key_is_recorded_as_the_provider_the_response_names(recorder, openai_api):
     client = OpenAI(
         base_url=openai_api.v1,
-        api_key=API_KEY,
-        default_headers={"x-portkey-virtual-key": "vk-virtual-secret-123456"},
+        api_key="X",  # Portkey's documentation: the keys travel in its own headers
+        default_headers={
+            "x-portkey-api-key": "pk-portkey-secret-123456",
+            "x-portkey-virtual-key": "vk-virtual-secret-123456",
+        },
         http_client=recorder.httpx_client(),
     )
 
-    client.images.generate(model="dall-e-3", prompt="virtual key")
+    client.images.generate(model="dall-e-3", prompt="virtual key", size="1024x1024")
 
     [row] = generations(recorder)
-    assert (row["provider"], row["metadata_json"]["gateway"]) == ("portkey", "portkey")
+    assert (row["provider"], row["metadata_json"]["gateway"]) == ("openai", "portkey")
+    assert row["trace_id"] == openai_api.sent[-1].headers["x-portkey-trace-id"]
+    assert len(row["trace_id"]) == 36  # Portkey's trace ids are UUIDs
+    assert (row["cost_usd"], row["cost_source"]) == (pytest.approx(0.04), "per_image")
+    assert "vk-virtual-secret-123456" not in json.dumps(row["request_json"])
+
+
+def test_the_provider_portkey_answered_with_wins_over_the_one_asked_for(recorder, openai_api):
+    client = OpenAI(
+        base_url=openai_api.v1,
+        api_key=API_KEY,
+        default_headers={"x-portkey-provider": "openai", "x-portkey-config": "pc-fallbacks"},
+        http_client=recorder.httpx_client(),
+    )
+    openai_api.served_by = "@azure-openai-eu/dall-e-3"  # the config fell back to Azure
+    try:
+        client.images.generate(model="dall-e-3", prompt="fell back")
+    finally:
+        openai_api.served_by = None
+
+    [row] = generations(recorder)
+    assert (row["provider"], row["metadata_json"]["gateway"]) == ("azure-openai-eu", "portkey")
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,7 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
     request_headers = {name.lower(): value for name, value in exchange.request_headers}
     response_headers = {name.lower(): value for name, value in exchange.response_headers}
     scrubber = Scrubber(secret_values(exchange.request_headers, exchange.url))
-    route = infer_route(url.host, url.path, request_headers)
+    route = infer_route(url.host, url.path, request_headers, response_headers)
     body, body_note = parse_request_body(request_headers.get("content-type", ""), exchange)
     params = {key: value for key, value in body.items() if key not in _NOT_PARAMS}
     context = call_context(exchange, body, request_headers)

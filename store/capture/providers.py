@@ -1,7 +1,9 @@
 """Which provider served a call, and through which gateway, from what the request shows.
 
-Order of evidence: a gateway's own routing headers (Portkey's `x-portkey-provider`) name the
-provider behind it; else the host (`api.openai.com`, `*.openai.azure.com`, ...); else the
+Order of evidence: a gateway's own routing headers name the provider behind it (Portkey's
+`x-portkey-provider` on the response, which names the provider that served the call even when
+the request only carried a virtual key or a config with fallbacks; else on the request); else
+the host (`api.openai.com`, `*.openai.azure.com`, ...); else the
 Azure path shape (`/openai/deployments/{name}/...`, which a private endpoint keeps); else the
 host name itself, so an unknown OpenAI-compatible host is still told apart from the others.
 """
@@ -64,6 +66,10 @@ _AZURE_PATH = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/")
 _CLOUDFLARE_PATH = re.compile(r"^/v1/[^/]+/[^/]+/(?P<provider>[^/]+)/")
 
 
+#: The header in which Portkey names the provider (asked for, on a request; used, on a response).
+PORTKEY_PROVIDER = "x-portkey-provider"
+
+
 @dataclass(frozen=True)
 class Route:
     provider: str
@@ -76,15 +82,23 @@ def azure_deployment(path: str) -> str | None:
     return match.group("deployment") if match else None
 
 
-def infer_route(host: str, path: str, headers: Mapping[str, str]) -> Route:
-    """The provider (and gateway, if any) of a request; `headers` have lower-case names."""
+def infer_route(
+    host: str,
+    path: str,
+    headers: Mapping[str, str],
+    response_headers: Mapping[str, str] | None = None,
+) -> Route:
+    """The provider (and gateway, if any) of a request and, when there is one, its response;
+    `headers` and `response_headers` have lower-case names."""
     host = host.lower().rstrip(".")
+    answered = (response_headers or {}).get(PORTKEY_PROVIDER, "").strip()
     gateway = GATEWAY_HOSTS.get(host)
-    if any(name.startswith("x-portkey-") for name in headers):
+    if answered or any(name.startswith("x-portkey-") for name in headers):
         gateway = "portkey"
     if gateway == "portkey":
-        named = headers.get("x-portkey-provider", "").strip().lstrip("@")
-        # Portkey's model catalog names a provider as "@slug"; a bare virtual key hides it.
+        named = (answered or headers.get(PORTKEY_PROVIDER, "")).strip().lstrip("@")
+        # Portkey's model catalog names a provider as "@slug"; a bare virtual key hides it
+        # in the request, and only the response names it.
         return Route(named.split("/")[0] if named else "portkey", "portkey")
     if gateway == "cloudflare" and (match := _CLOUDFLARE_PATH.match(path)):
         return Route(match.group("provider"), gateway)
