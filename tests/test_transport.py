@@ -12,7 +12,10 @@ import pytest
 from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 from sqlalchemy import select
 
+from store import Recorder
 from store.capture.providers import Route, infer_route
+from store.queries.export import iter_records
+from store.queries.filters import LogFilter
 from store.schema.models import GENERATIONS, IMAGES
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
 
@@ -387,3 +390,47 @@ def test_the_sdk_keeps_its_default_timeout_with_our_client(recorder, openai_api)
 )
 def test_gateways_and_private_endpoints_are_told_apart(host, path, headers, route):
     assert infer_route(host, path, headers) == route
+
+
+@pytest.mark.parametrize(
+    ("base_url", "provider", "model", "cost"),
+    [
+        ("http://llm-proxy.corp/v1", "openai", "dall-e-3", 0.04),
+        ("http://other.host/openai/deployments/my-dalle3", "azure-openai", "my-dalle3", None),
+    ],
+)
+def test_a_company_proxy_is_recorded_and_priced_as_its_provider(
+    recorder, openai_api, monkeypatch, base_url, provider, model, cost
+):
+    monkeypatch.setenv(
+        "IMAGELOG_PROVIDER_HOSTS", " LLM-Proxy.corp = openai , other.host=azure-openai"
+    )
+    # The stand-in also serves as a forward proxy, so the request really names that host.
+    client = OpenAI(
+        base_url=base_url,
+        api_key=API_KEY,
+        default_query={"api-version": "2024-10-21"} if "deployments" in base_url else None,
+        http_client=recorder.httpx_client(transport=httpx.HTTPTransport(proxy=openai_api.base_url)),
+    )
+
+    client.images.generate(model=model, prompt="behind the proxy", size="1024x1024")
+
+    [row] = generations(recorder)
+    host = httpx.URL(base_url).host
+    assert (row["provider"], row["model"]) == (provider, model)
+    assert (row["metadata_json"]["gateway"], row["metadata_json"]["host"]) == (host, host)
+    assert row["cost_usd"] == (pytest.approx(cost) if cost else None)
+    [found] = iter_records(recorder.engine, LogFilter(providers=(provider,)))
+    assert found.id == row["id"]
+
+
+@pytest.mark.parametrize(
+    "setting", ["llm-proxy.corp", "llm-proxy.corp=", "http://llm-proxy.corp=openai", "a b=openai"]
+)
+def test_a_malformed_provider_hosts_setting_fails_when_the_recorder_starts(
+    db_url, monkeypatch, setting
+):
+    monkeypatch.setenv("IMAGELOG_PROVIDER_HOSTS", setting)
+
+    with pytest.raises(ValueError, match=r"IMAGELOG_PROVIDER_HOSTS: .* is not host=provider"):
+        Recorder(db_url)

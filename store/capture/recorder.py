@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from store.capture.context import CallContext, call_context, checked
 from store.capture.openai_exchange import Exchange, exchange_to_record
-from store.capture.providers import infer_route
+from store.capture.providers import configured_hosts, infer_route
 from store.capture.redaction import describe_exception
 from store.capture.spool import Spool, default_spool_path
 from store.capture.tracking import TrackedCall
@@ -81,6 +81,7 @@ class Recorder:
     tried again every `retry_interval` seconds; the drain at exit waits `exit_timeout`.
     `allowed_networks`: the networks thumbnail downloads may reach besides public addresses
     (default `IMAGELOG_ALLOWED_NETWORKS`; see `store.media.network_guard`).
+    A malformed `IMAGELOG_PROVIDER_HOSTS` raises ValueError here (see `store.capture.providers`).
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class Recorder:
         allowed_networks: AllowedNetworks = None,
     ) -> None:
         url = configured_url(database_url)
+        configured_hosts()  # a bad IMAGELOG_PROVIDER_HOSTS fails here, loudly, not per call
         # No connection yet: a database that is down must not stop the caller's program.
         self.engine: Engine = make_engine(url, upgrade=False)
         self.spool = Spool(Path(spool_path) if spool_path else default_spool_path(url))
