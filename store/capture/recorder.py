@@ -38,7 +38,7 @@ from store.capture.providers import configured_hosts, infer_route
 from store.capture.redaction import describe_exception
 from store.capture.spool import Spool, default_spool_path
 from store.capture.tracking import TrackedCall
-from store.capture.transport import async_recording_client, recording_client
+from store.capture.transport import async_recording_client, recording_client, stack_of
 from store.capture.writer import insert_calls
 from store.media.network_guard import AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
@@ -173,9 +173,7 @@ class Recorder:
         `user` and `metadata`: the call context of every call it records (a narrower scope
         wins: see `context()`). Other keyword arguments go to `httpx.Client`.
         """
-        context = checked(provider=provider, user=user, metadata=metadata)
-        client: httpx.Client = recording_client(self.record, transport, context=context, **kwargs)
-        return client
+        return self._client("httpx", False, transport, provider, user, metadata, kwargs)
 
     def async_httpx_client(
         self,
@@ -187,11 +185,66 @@ class Recorder:
         **kwargs: Any,
     ) -> httpx.AsyncClient:
         """The async twin of `httpx_client`, for `AsyncOpenAI(http_client=...)`."""
+        return self._client("httpx", True, transport, provider, user, metadata, kwargs)
+
+    def httpx2_client(
+        self,
+        *,
+        transport: Any = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`httpx_client` made of httpx2 (an `httpx2.Client`), the library openai 3.x is built
+        on: the SDK then takes it as its own kind of client, and an `httpx2.MockTransport` of
+        the SDK's test tooling can be wrapped as `transport`. httpx2 must be installed."""
+        return self._client("httpx2", False, transport, provider, user, metadata, kwargs)
+
+    def async_httpx2_client(
+        self,
+        *,
+        transport: Any = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The async twin of `httpx2_client` (an `httpx2.AsyncClient`)."""
+        return self._client("httpx2", True, transport, provider, user, metadata, kwargs)
+
+    def http_client_for(
+        self,
+        sdk: Any,
+        *,
+        asynchronous: bool = False,
+        transport: Any = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The recording client made of the HTTP library `sdk` is built on (httpx2 for openai
+        3.x, httpx before), so a program carries one HTTP stack: `OpenAI(http_client=
+        recorder.http_client_for(openai))`. `sdk`: the SDK's module, a class or a client of
+        it; `asynchronous=True` for `AsyncOpenAI`. The other arguments are `httpx_client`'s.
+        """
+        stack = stack_of(sdk)
+        return self._client(stack, asynchronous, transport, provider, user, metadata, kwargs)
+
+    def _client(
+        self,
+        stack: str,
+        asynchronous: bool,
+        transport: Any,
+        provider: str | None,
+        user: str | None,
+        metadata: Mapping[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> Any:
         context = checked(provider=provider, user=user, metadata=metadata)
-        client: httpx.AsyncClient = async_recording_client(
-            self.record, transport, context=context, **kwargs
-        )
-        return client
+        make = async_recording_client if asynchronous else recording_client
+        return make(self.record, transport, context=context, stack=stack, **kwargs)
 
     @contextlib.contextmanager
     def context(

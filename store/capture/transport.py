@@ -16,9 +16,11 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -100,6 +102,21 @@ def http_stack(name: str) -> HttpStack:
         type("SyncTeeStream", (_SyncTeeStream, module.SyncByteStream), {}),
         type("AsyncTeeStream", (_AsyncTeeStream, module.AsyncByteStream), {}),
     )
+
+
+def stack_of(sdk: Any) -> str:
+    """ "httpx2" when `sdk` (a module, class or object of an SDK package) is built on httpx2, as
+    openai 3.x is, else "httpx": Stainless SDKs name their client class `DefaultHttpxClient`,
+    a subclass (or an alias) of the library's `Client`."""
+    name = sdk.__name__ if isinstance(sdk, ModuleType) else _type_of(sdk).__module__
+    package = sys.modules.get(name.partition(".")[0])
+    default = getattr(package, "DefaultHttpxClient", None)
+    bases = default.__mro__ if isinstance(default, type) else ()
+    return "httpx2" if any(base.__module__.startswith("httpx2") for base in bases) else "httpx"
+
+
+def _type_of(value: Any) -> type:
+    return value if isinstance(value, type) else type(value)
 
 
 def _sdk_defaults(module: Any, kwargs: dict[str, Any]) -> None:
