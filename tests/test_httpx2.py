@@ -4,6 +4,8 @@ real openai SDK against the loopback stand-in: the SDK takes it as its own kind 
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import io
 import json
 
@@ -118,3 +120,60 @@ def test_the_environments_proxy_is_honoured_by_the_httpx2_client(recorder, opena
 def test_an_unknown_stack_is_refused(recorder):
     with pytest.raises(ValueError, match="stack must be"):
         recorder._client("requests", False, None, None, None, None, {})
+
+
+def _mock_api(request):
+    """What a mock of the SDK's test tooling answers: responses built already read."""
+    body = json.loads(request.content or b"{}")
+    if body["prompt"] == "fails":
+        return {"status_code": 500, "json": {"error": {"message": "boom", "type": "server"}}}
+    if body.get("stream"):
+        event = {"type": "image_generation.completed", "b64_json": B64_PNG, "usage": {"n": 1}}
+        content = f"event: x\ndata: {json.dumps(event)}\n\n".encode()
+        return {"status_code": 200, "content": content, "headers": SSE}
+    return {"status_code": 200, "json": {"created": 1, "data": [{"b64_json": B64_PNG}]}}
+
+
+B64_PNG = base64.b64encode(_draw("64x64", "mock")).decode()
+SSE = {"content-type": "text/event-stream"}
+
+
+@pytest.mark.parametrize("library", [httpx, httpx2])
+def test_responses_a_mock_transport_returns_already_read_are_recorded(recorder, library):
+    mock = library.MockTransport(lambda request: library.Response(**_mock_api(request)))
+    wrapped = (recorder.httpx_client if library is httpx else recorder.httpx2_client)(
+        transport=mock
+    )
+    with OpenAI(base_url="https://api.openai.com/v1", api_key=API_KEY, http_client=wrapped) as c:
+        c.images.generate(model="gpt-image-1", prompt="made")
+        with pytest.raises(openai.InternalServerError):
+            c.with_options(max_retries=0).images.generate(model="gpt-image-1", prompt="fails")
+        events = list(c.images.generate(model="gpt-image-1", prompt="streamed", stream=True))
+
+    assert events[-1].type == "image_generation.completed"
+    rows = {row["prompt"]: row for row in generations(recorder)}
+    assert (rows["made"]["status"], rows["made"]["image_count"]) == ("ok", 1)
+    assert (rows["fails"]["status"], rows["fails"]["http_status"]) == ("error", 500)
+    assert rows["fails"]["error"].startswith("HTTP 500: boom")
+    assert (rows["streamed"]["status"], rows["streamed"]["image_count"]) == ("ok", 1)
+    assert all("response_incomplete" not in row["metadata_json"] for row in rows.values())
+    [image] = images_of(recorder, rows["made"]["id"])
+    assert image["thumbnail"]
+
+
+def test_an_already_read_gzip_response_is_not_decoded_twice(recorder):
+    raw = json.dumps({"created": 1, "data": [{"b64_json": B64_PNG}]}).encode()
+    mock = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=gzip.compress(raw), headers={"content-encoding": "gzip"}
+        )
+    )
+    with OpenAI(
+        base_url="https://api.openai.com/v1",
+        api_key=API_KEY,
+        http_client=recorder.httpx_client(transport=mock),
+    ) as client:
+        client.images.generate(model="gpt-image-1", prompt="gzipped")
+
+    [row] = generations(recorder)
+    assert (row["status"], row["image_count"]) == ("ok", 1)

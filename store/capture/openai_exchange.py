@@ -83,7 +83,8 @@ class Exchange:
     request_body: bytes
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_body: bytes = b""  # as on the wire: still content-encoded
+    response_body: bytes = b""  # as on the wire: still content-encoded (unless body_decoded)
+    body_decoded: bool = False  # True for a response that came already read (a mock, a cache)
     latency_ms: float | None = None
     error: BaseException | None = None  # a transport error (timeout, reset...)
     complete: bool = True  # False when the caller closed the response before its end
@@ -341,6 +342,8 @@ def _apply_response(
 
 def _decoded(exchange: Exchange) -> bytes:
     """The body without its content-encoding (gzip, br...), decoded the way httpx would."""
+    if exchange.body_decoded:
+        return exchange.response_body
     response = httpx.Response(
         exchange.status or 200, headers=exchange.response_headers, content=exchange.response_body
     )

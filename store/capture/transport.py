@@ -296,9 +296,21 @@ class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self._tee(response, exchange, started, self.http.async_tee)
 
     def _tee(self, response: Any, exchange: Exchange, started: float, tee_class: type) -> Any:
-        """The response, its body teed into the exchange as the caller reads it."""
+        """The response, its body teed into the exchange as the caller reads it; a response
+        that comes already read (a mock, a cache) is recorded at once, from its content."""
         _answered(exchange, response)
-        response.stream = tee_class(response.stream, _Tee(exchange, started, self.sink))
+        tee = _Tee(exchange, started, self.sink)
+        if response.is_stream_consumed:
+            try:
+                tee.chunks.append(response.content)
+            except Exception:  # read by someone who kept no content: recorded as incomplete
+                log.debug("an images response came read without its content")
+            else:
+                exchange.body_decoded = True  # `content` has lost its content-encoding
+                tee.finished = True
+            tee.finish()
+            return response
+        response.stream = tee_class(response.stream, tee)
         return response
 
     def close(self) -> None:
