@@ -434,3 +434,58 @@ def test_a_malformed_provider_hosts_setting_fails_when_the_recorder_starts(
 
     with pytest.raises(ValueError, match=r"IMAGELOG_PROVIDER_HOSTS: .* is not host=provider"):
         Recorder(db_url)
+
+
+def test_a_response_the_caller_never_reads_is_recorded_as_incomplete_not_as_an_error(
+    recorder, client
+):
+    with client.images.with_streaming_response.generate(model="dall-e-3", prompt="unread"):
+        pass  # closed without reading the body
+
+    [row] = generations(recorder)
+    assert (row["status"], row["http_status"], row["error"]) == ("ok", 200, None)
+    assert row["metadata_json"]["response_incomplete"] is True
+    assert row["metadata_json"]["response_bytes_received"] == 0
+
+
+def test_a_stream_closed_early_keeps_the_images_received(recorder, client):
+    stream = client.images.generate(
+        model="gpt-image-1",
+        prompt="closed early",
+        n=2,
+        stream=True,
+        partial_images=1,
+        extra_headers={SCENARIO_HEADER: "stream"},
+    )
+    for event in stream:
+        if event.type == "image_generation.completed":
+            break
+    stream.close()
+
+    [row] = generations(recorder)
+    assert (row["status"], row["error"]) == ("ok", None)
+    assert row["metadata_json"]["response_incomplete"] is True
+    assert row["metadata_json"]["response_bytes_received"] > 0
+    assert row["image_count"] >= 1  # at least the image the caller saw
+    assert row["response_json"]["stream"] is True
+
+
+def test_a_json_body_cut_short_is_kept_as_text(recorder, openai_api):
+    with (
+        recorder.httpx_client() as http,
+        http.stream(
+            "POST",
+            openai_api.v1 + "/images/generations",
+            json={"model": "gpt-image-1", "prompt": "cut", "n": 16},  # more than one read
+            headers={"Authorization": f"Bearer {API_KEY}", "Accept-Encoding": "identity"},
+        ) as response,
+    ):
+        first = next(response.iter_raw(100))
+
+    [row] = generations(recorder)
+    assert (row["status"], row["error"]) == ("ok", None)
+    assert row["metadata_json"]["response_incomplete"] is True
+    body = openai_api.sent[-1].body
+    assert len(first) <= row["metadata_json"]["response_bytes_received"] < len(body)
+    assert row["response_json"]["text"] == body[:2000].decode()
+    assert row["image_count"] == 0

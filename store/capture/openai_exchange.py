@@ -329,9 +329,11 @@ def _apply_response(
     if not ok:
         record.status = Status.error
         record.error = scrubber.text(_error_text(status, payload))
-    elif not isinstance(payload, dict):
+    elif not isinstance(payload, dict) and exchange.complete:
         record.status = Status.error
         record.error = "response is not a JSON object"
+    if not exchange.complete:  # the caller closed it early: keep what was received, no error
+        record.metadata_json["response_bytes_received"] = len(exchange.response_body)
     if isinstance(payload, dict):
         if ok:
             _take_images(record, payload)
