@@ -489,3 +489,29 @@ def test_a_json_body_cut_short_is_kept_as_text(recorder, openai_api):
     assert len(first) <= row["metadata_json"]["response_bytes_received"] < len(body)
     assert row["response_json"]["text"] == body[:2000].decode()
     assert row["image_count"] == 0
+
+
+def test_multipart_edit_fields_are_stored_with_the_types_a_json_call_has(recorder, client):
+    png = _draw("256x256", "typed edit")
+    options = {"n": 1, "output_compression": 50, "output_format": "webp", "size": "1024x1024"}
+
+    client.images.generate(model="gpt-image-1", prompt="json", **options)
+    events = client.images.edit(
+        model="gpt-image-1",
+        image=("in.png", io.BytesIO(png), "image/png"),
+        prompt="0042",  # a prompt of digits stays the text it was
+        user="12345",
+        stream=True,
+        extra_headers={SCENARIO_HEADER: "stream"},
+        **options,
+    )
+    list(events)
+
+    rows = {row["operation"]: row for row in generations(recorder)}
+    edit, generate = rows["edit"], rows["generate"]
+    assert edit["params_json"]["stream"] is True
+    for key, value in options.items():
+        assert edit["params_json"][key] == generate["params_json"][key] == value
+        assert type(edit["params_json"][key]) is type(value)
+    assert (edit["prompt"], edit["user_id"]) == ("0042", "12345")
+    assert edit["request_json"]["body"]["stream"] is True

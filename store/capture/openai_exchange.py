@@ -9,6 +9,7 @@ record exists, so nothing downstream (queue, spool, database, logs) ever holds t
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +60,8 @@ REQUEST_ID_HEADERS = (
 )
 #: Longest error text kept from a response body that is not JSON.
 MAX_ERROR_TEXT = 2000
+#: A JSON number, short enough to be one (a longer digit string is kept as text).
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,17})?([eE][-+]?[0-9]{1,3})?")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -183,7 +186,8 @@ def parse_request_body(content_type: str, exchange: Exchange) -> tuple[dict[str,
 
 
 def parse_multipart(body: bytes, boundary: bytes) -> dict[str, Any]:
-    """Form fields as values (digits as ints), files as {filename, content_type, bytes}.
+    """Form fields as values (typed as JSON would have them), files as {filename,
+    content_type, bytes}.
 
     Repeated names (`image[]` for several input images) become lists.
     """
@@ -233,14 +237,28 @@ def parse_multipart(body: bytes, boundary: bytes) -> dict[str, Any]:
                 "bytes": part["size"],
             }
         else:
-            text = bytes(part["data"]).decode("utf-8", "replace")
-            value = int(text) if text.isdigit() else text
+            value = _form_value(name, bytes(part["data"]).decode("utf-8", "replace"))
         if name in fields:
             existing = fields[name]
             fields[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
         else:
             fields[name] = value
     return fields
+
+
+def _form_value(name: str, text: str) -> Any:
+    """A form field typed as the SDK's JSON body would have it: `true`/`false` as booleans,
+    numbers as numbers (`stream`, `n`, `output_compression`), so a multipart edit's params
+    compare with a JSON call's. Fields with a column of their own stay text."""
+    if name in _NOT_PARAMS:
+        return text
+    if text in ("true", "false"):
+        return text == "true"
+    if _NUMBER.fullmatch(text):
+        number = float(text) if any(c in text for c in ".eE") else int(text)
+        if math.isfinite(number):
+            return number
+    return text
 
 
 def _without_inline_data(value: Any) -> Any:
