@@ -172,8 +172,10 @@ def test_a_response_we_cannot_make_sense_of_still_reaches_the_caller(recorder, c
 
     assert result.data[0].b64_json == "*%$"
     [row] = generations(recorder)
-    assert (row["status"], row["image_count"]) == ("ok", 0)
-    assert "not valid base64" in row["metadata_json"]["image_notes"][0]
+    assert (row["status"], row["image_count"]) == ("ok", 1)  # the image happened: its row stays
+    [image] = images_of(recorder, row["id"])
+    assert "not valid base64" in image["thumbnail_error"]
+    assert (image["thumbnail"], image["url_state"]) == (None, "none")
 
 
 def test_timeout_is_recorded_and_the_original_exception_reaches_the_caller(recorder, client):

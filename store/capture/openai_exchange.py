@@ -20,6 +20,7 @@ from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
 from store.capture.context import EMPTY, CallContext, from_headers, json_object
+from store.capture.image_items import image_record
 from store.capture.json_values import map_strings
 from store.capture.providers import Route, azure_deployment, infer_route
 from store.capture.redaction import (
@@ -422,9 +423,7 @@ def _image(item: dict[str, Any]) -> ImageRecord:
         # Some OpenAI-compatible hosts inline the image as a data: URL.
         b64 = url.split(",", 1)[1]
         url = None
-    return ImageRecord.model_validate(
-        {"url": url, "b64_json": b64, "revised_prompt": item.get("revised_prompt")}
-    )
+    return image_record({"url": url, "b64_json": b64, "revised_prompt": item.get("revised_prompt")})
 
 
 def _error_text(status: int, payload: Any) -> str:

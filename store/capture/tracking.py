@@ -15,9 +15,10 @@ from types import TracebackType
 from typing import Any
 
 from store.capture.context import current
+from store.capture.image_items import image_record
 from store.capture.redaction import Scrubber, describe_exception
 from store.schema.models import Status, utcnow
-from store.schema.records import CallRecord, ImageRecord
+from store.schema.records import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class TrackedCall:
         if url is not None and not isinstance(url, str):
             url = getattr(url, "url", None) or str(url)
         try:
-            image = ImageRecord.model_validate(
+            image = image_record(
                 {"url": url, "data": data, "b64_json": b64, "revised_prompt": revised_prompt}
             )
         except ValueError as exc:
