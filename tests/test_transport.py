@@ -14,8 +14,10 @@ from sqlalchemy import select
 
 from store import Recorder
 from store.capture.providers import Route, infer_route
+from store.cli import main
 from store.queries.export import iter_records
 from store.queries.filters import LogFilter
+from store.schema.db import make_engine
 from store.schema.models import GENERATIONS, IMAGES
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
 
@@ -82,7 +84,14 @@ def test_async_generate_records_b64_images_usage_and_resolved_params(recorder, o
 
     [row] = generations(recorder)
     assert row["model"] == "gpt-image-1"
-    assert row["params_json"]["size"] == "1024x1024"  # the response said what "auto" became
+    assert row["params_json"]["size"] == "auto"  # what the request sent...
+    assert row["params_json"]["reported"] == {  # ...apart from what the response said it made
+        "size": "1024x1024",
+        "quality": "medium",
+        "background": "opaque",
+        "output_format": "png",
+    }
+    assert row["size"] == "1024x1024"  # the column and the price go by what was made
     assert row["usage_json"]["output_tokens"] == result.usage.output_tokens
     assert row["user_id"] == "u-42"
     assert row["image_count"] == 2
@@ -512,8 +521,49 @@ def test_multipart_edit_fields_are_stored_with_the_types_a_json_call_has(recorde
     rows = {row["operation"]: row for row in generations(recorder)}
     edit, generate = rows["edit"], rows["generate"]
     assert edit["params_json"]["stream"] is True
+    assert generate["params_json"]["reported"]["output_format"] == "png"  # what the stand-in made
     for key, value in options.items():
         assert edit["params_json"][key] == generate["params_json"][key] == value
         assert type(edit["params_json"][key]) is type(value)
     assert (edit["prompt"], edit["user_id"]) == ("0042", "12345")
     assert edit["request_json"]["body"]["stream"] is True
+
+
+def test_requested_and_reported_params_survive_export_and_import(
+    recorder, openai_api, db_url, fresh_db_url, tmp_path
+):
+    with OpenAI(
+        base_url=openai_api.v1, api_key=API_KEY, http_client=recorder.httpx_client()
+    ) as client:
+        client.images.generate(model="gpt-image-1", prompt="auto", size="auto", quality="auto")
+    [recorded] = generations(recorder)
+    exported, target_url = tmp_path / "log.jsonl", fresh_db_url(recorder.engine.dialect.name)
+    hand_written = {
+        "provider": "openai",
+        "model": "gpt-image-1",
+        "prompt": "by hand",
+        "params": {"size": "auto", "reported": {"size": "1536x1024", "quality": "high"}},
+    }
+
+    assert main(["--database-url", db_url, "export", "-o", str(exported)]) == 0
+    with exported.open("a") as lines:
+        lines.write(json.dumps(hand_written) + "\n")
+    assert main(["--database-url", target_url, "import", str(exported), "--no-progress"]) == 0
+
+    target = make_engine(target_url)
+    try:
+        with target.connect() as connection:
+            rows = {
+                row["prompt"]: row
+                for row in connection.execute(select(GENERATIONS)).mappings().all()
+            }
+    finally:
+        target.dispose()
+    back = rows["auto"]
+    assert back["params_json"] == recorded["params_json"]
+    assert (back["params_json"]["quality"], back["params_json"]["reported"]["quality"]) == (
+        "auto",
+        "medium",
+    )
+    assert (back["size"], back["quality"]) == (recorded["size"], recorded["quality"])
+    assert (rows["by hand"]["size"], rows["by hand"]["quality"]) == ("1536x1024", "high")

@@ -19,6 +19,7 @@ import httpx
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
+from store.capture.call_params import REPORTED
 from store.capture.context import EMPTY, CallContext, from_headers, json_object
 from store.capture.image_items import image_record
 from store.capture.json_values import map_strings
@@ -44,7 +45,7 @@ _IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
 _NOT_PARAMS = frozenset({"prompt", "model", "user", "image", "image[]", "images", "mask"})
 #: Inline uploads (data: URLs in JSON edits) longer than this are replaced by their length.
 MAX_INLINE_DATA = 256
-#: Response fields that say what was actually made when the request said "auto" (gpt-image).
+#: Response fields that say what was actually made (gpt-image), kept apart from the request's.
 _RESOLVED_PARAMS = ("size", "quality", "background", "output_format")
 #: Parameters only gpt-image models take: their presence means the default model is not dall-e-2.
 _GPT_IMAGE_PARAMS = frozenset(
@@ -411,9 +412,9 @@ def _take_images(record: CallRecord, payload: dict[str, Any]) -> None:
     )
     if isinstance(payload.get("usage"), dict):
         record.usage_json = payload["usage"]
-    for key in _RESOLVED_PARAMS:
-        if payload.get(key) and record.params_json.get(key) in (None, "auto"):
-            record.params_json[key] = payload[key]
+    reported = {key: payload[key] for key in _RESOLVED_PARAMS if payload.get(key)}
+    if reported:
+        record.params_json[REPORTED] = reported
 
 
 def _image(item: dict[str, Any]) -> ImageRecord:
