@@ -5,8 +5,10 @@ loopback OpenAI stand-in, with the precedence `store.capture.context` documents.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -198,7 +200,13 @@ def test_track_takes_the_blocks_context_under_its_own_arguments(recorder):
         ):
             pass
 
+    with recorder.context(provider="fal"), recorder.track(prompt="provider from the block"):
+        pass
+    with pytest.raises(TypeError, match="needs a provider"):
+        recorder.track(prompt="no provider anywhere")
+
     rows = by_prompt(recorder)
+    assert rows["provider from the block"]["provider"] == "fal"
     assert rows["tracked"]["user_id"] == "block-user"
     assert rows["tracked"]["metadata_json"] == {"team": "ads", "feature": "x"}
     assert rows["own"]["user_id"] == "own-user"
@@ -234,3 +242,16 @@ def test_headers_are_removed_from_requests_the_sdk_does_not_make(recorder, opena
     [row] = generations(recorder)
     assert row["user_id"] == "raw-user"
     assert isinstance(response, httpx.Response)
+
+
+def test_a_thread_pool_worker_gets_the_block_only_when_it_is_carried(recorder, openai_api):
+    client = client_for(recorder, openai_api)
+
+    with recorder.context(user="pooled"), ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(client.images.generate, prompt="plain submit").result(timeout=30)
+        carried = contextvars.copy_context()
+        pool.submit(carried.run, client.images.generate, prompt="carried").result(timeout=30)
+
+    rows = by_prompt(recorder)
+    assert rows["plain submit"]["user_id"] is None
+    assert rows["carried"]["user_id"] == "pooled"

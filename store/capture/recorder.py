@@ -33,6 +33,7 @@ import httpx
 from sqlalchemy import Engine
 
 from store.capture.context import CallContext, call_context, checked
+from store.capture.context import current as current_context
 from store.capture.openai_exchange import Exchange, exchange_to_record
 from store.capture.providers import configured_hosts, infer_route
 from store.capture.redaction import describe_exception
@@ -268,7 +269,7 @@ class Recorder:
     def track(
         self,
         *,
-        provider: str,
+        provider: str | None = None,
         model: str = "",
         prompt: str = "",
         params: dict[str, Any] | None = None,
@@ -277,9 +278,13 @@ class Recorder:
     ) -> TrackedCall:
         """A context manager that records a call made through any other SDK.
 
-        Extra keyword arguments (`user`, `request_id`, `metadata`, `cost_usd`...) are
-        `CallRecord` fields.
+        `provider` may be left to the enclosing `context(provider=...)`; TypeError when neither
+        names one. Extra keyword arguments (`user`, `request_id`, `metadata`, `cost_usd`...) are
+        `CallRecord` fields; the enclosing `context()` fills the user and metadata they leave out.
         """
+        provider = provider or current_context().provider
+        if not provider:
+            raise TypeError("track() needs a provider, or a recorder.context(provider=...) block")
         return TrackedCall(
             self.record,
             provider=provider,
