@@ -312,3 +312,27 @@ def test_credentials_of_the_store_never_reach_the_log(db_url, tmp_path, s3_bucke
     assert row["archive_path"].startswith(f"s3://{s3_bucket}/o/")
     assert f"s3://{s3_bucket}/o/" in exported
     assert SECRET_ACCESS_KEY not in exported and ACCESS_KEY_ID not in exported
+
+
+# --- export, import, copy -------------------------------------------------------------------------
+
+
+def test_export_import_and_copy_carry_where_each_original_is_kept(
+    db_url, fresh_db_url, tmp_path, s3_bucket
+):
+    location = f"s3://{s3_bucket}/originals"
+    png = draw_image(80, 60, "png")
+    recorder = record(db_url, tmp_path, [ImageRecord(data=png)], archive=location)
+    [recorded] = image_rows(recorder)
+    exported = tmp_path / "log.jsonl"
+    imported_url, copied_url = fresh_db_url("sqlite"), fresh_db_url("postgresql")
+
+    assert main(["--database-url", db_url, "export", "-o", str(exported)]) == 0
+    assert main(["--database-url", imported_url, "import", str(exported), "--no-progress"]) == 0
+    assert main(["--database-url", imported_url, "copy", "--to", copied_url, "--no-progress"]) == 0
+
+    for url in (imported_url, copied_url):
+        with Recorder(url, thumbnails=False, spool_path=tmp_path / "s.jsonl") as elsewhere:
+            [row] = image_rows(elsewhere)
+        assert row["archive_path"] == recorded["archive_path"]
+        assert Archive(location).read(row["archive_path"], row["sha256"]) == png
