@@ -140,13 +140,11 @@ class Archive:
         key = archive_key(sha256, image_format)
         fs, path = self._path(key)
         try:
-            if self._size(fs, path) != len(data):  # absent, or a torn copy to replace
-                if _is_local(fs):
+            if _is_local(fs):
+                if self._size(fs, path) != len(data):  # absent, or torn by a crash
                     _write_atomically(Path(path), data)
-                else:
-                    fs.pipe_file(path, data)  # one PUT: a reader never sees half an object
-        except ArchiveError:
-            raise
+            elif not _holds(fs, path):
+                fs.pipe_file(path, data)  # one PUT: a reader never sees half an object
         except Exception as exc:
             raise ArchiveError(f"cannot write to {self.root}: {_describe(exc)}") from exc
         return self.url(key)
@@ -156,9 +154,10 @@ class Archive:
         key = archive_key(sha256, image_format)
         fs, path = self._path(key)
         try:
-            return self.url(key) if self._size(fs, path) is not None else None
+            held = self._size(fs, path) is not None if _is_local(fs) else _holds(fs, path)
         except Exception as exc:
             raise ArchiveError(f"cannot read {self.root}: {_describe(exc)}") from exc
+        return self.url(key) if held else None
 
     def url(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -255,6 +254,18 @@ class Archive:
             return None
         key = url.removeprefix(prefix)
         return key if _KEY.fullmatch(key) and key[:2] == key[3:5] else None
+
+
+def _holds(fs: AbstractFileSystem, path: str) -> bool:
+    """Whether an object store holds `path`, in one request: a one-byte ranged GET. (`info`
+    and `exists` also list the "folder" after a miss, to tell a prefix from nothing: three
+    requests per new original instead of two.) An object is written whole or not at all, so
+    being there is enough."""
+    try:
+        fs.cat_file(path, start=0, end=1)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _is_local(fs: AbstractFileSystem) -> bool:
