@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 from store import Recorder
 from store.cli import main
 from store.media.archive import Archive, ArchiveError, BadLocation, archive_key
+from store.media.archive_missing import Result, archive_missing
 from store.media.network_guard import ALLOWED_NETWORKS_ENV
 from store.schema.models import IMAGES
 from store.schema.records import CallRecord, ImageRecord
@@ -178,6 +180,41 @@ def test_archive_missing_downloads_live_urls_through_the_guard_and_links_known_c
     assert first["archive_path"] == second["archive_path"]
     assert first["archive_path"] == f"{location}/{first['sha256'][:2]}/{first['sha256']}.png"
     assert b64["archive_path"] is None
+
+
+def test_archive_missing_reports_progress_image_by_image(db_url, tmp_path, s3_bucket):
+    images = [ImageRecord(data=draw_image(30 + index, 30, "png")) for index in range(3)]
+    down = {"endpoint_url": f"http://127.0.0.1:{closed_port()}"}
+    recorder = record(db_url, tmp_path, images, archive=f"s3://{s3_bucket}/p", archive_options=down)
+    seen: list[tuple[int, int | None]] = []
+
+    summary = archive_missing(
+        recorder.engine,
+        Archive(f"s3://{s3_bucket}/p"),
+        workers=2,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert summary.counts == {Result.uploaded: 3}
+    assert all(row["archive_path"] for row in image_rows(recorder))
+
+
+def test_archive_missing_requests_no_url_known_expired(db_url, tmp_path, s3_bucket, image_host):
+    marker = uuid.uuid4().hex
+    url = image_host.url(f"/img/gone.png?w=64&h=64&test={marker}")
+    recorder = record(db_url, tmp_path, [ImageRecord(url=url)], thumbnails=False)
+    with recorder.engine.begin() as connection:
+        connection.execute(update(IMAGES).values(url_state="expired"))
+
+    code = main(
+        ["--database-url", db_url, "archive", "--missing", "--archive", f"s3://{s3_bucket}/x"]
+    )
+
+    assert code == 0
+    assert not any(request.query.get("test") == [marker] for request in image_host.requests)
+    [row] = image_rows(recorder)
+    assert row["archive_path"] is None and row["archive_error"] is None
 
 
 def test_archive_missing_asks_the_network_guard(

@@ -132,7 +132,9 @@ class _Job:
 
     def __call__(self, row: Row) -> Result:
         hosted = row.url is not None and row.url_state != UrlState.expired.value
-        if row.sha256 is None:  # never thumbnailed: the whole save path
+        if row.sha256 is None:  # never thumbnailed: the whole save path, while the URL lives
+            if not hosted:
+                return Result.lost
             outcome = save_image(
                 self.engine,
                 self.client,
