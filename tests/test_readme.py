@@ -35,12 +35,13 @@ def stored_rows(engine):
     return generations, images
 
 
-def test_the_readme_shows_a_recording_snippet_a_tracking_snippet_and_an_archive_snippet():
+def test_the_readme_shows_recording_tracking_context_and_archive_snippets():
     snippets = python_snippets()
-    assert len(snippets) == 3
+    assert len(snippets) == 4
     assert "recorder.httpx_client()" in snippets[0]
     assert "recorder.track(" in snippets[1]
-    assert "Recorder(archive=" in snippets[2]
+    assert "recorder.context(" in snippets[2]
+    assert "Recorder(archive=" in snippets[3]
 
 
 def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
@@ -52,18 +53,25 @@ def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     hosted = image_host.url("/img/flux.webp?w=1024&h=768")
     replicate = SimpleNamespace(run=lambda model, input: [hosted])
-    quickstart, tracking, _ = python_snippets()
+    quickstart, tracking, context, _ = python_snippets()
 
     namespace: dict = {}
     exec(quickstart, namespace)
     recorder = namespace["recorder"]
     exec(tracking, {"recorder": recorder, "replicate": replicate, "prompt": "a red fox"})
+    exec(context, namespace)
     assert recorder.flush(timeout=60)
     generations, images = stored_rows(recorder.engine)
     recorder.close()
 
+    [banner] = [row for row in generations if row["prompt"].startswith("A banner")]
+    assert banner["user_id"] == "alice"
+    assert (banner["metadata_json"]["team"], banner["metadata_json"]["feature"]) == (
+        "ads",
+        "banner",
+    )
     by_provider = {row["provider"]: row for row in generations}
-    assert by_provider["127.0.0.1"]["prompt"] == "Lucy in the sky with diamonds"
+    assert "Lucy in the sky with diamonds" in [row["prompt"] for row in generations]
     tracked = by_provider["replicate"]
     assert (tracked["model"], tracked["prompt"], tracked["source"]) == (
         "black-forest-labs/flux-schnell",
@@ -91,7 +99,7 @@ def test_the_readme_archive_snippet_and_commands_keep_originals_in_the_bucket(
     sha = hashlib.sha256(png).hexdigest()
 
     namespace: dict = {}
-    exec(python_snippets()[2], namespace)
+    exec(python_snippets()[3], namespace)
     recorder = namespace["recorder"]
     recorder.record(CallRecord(provider="openai", images=[ImageRecord(data=png)]))
     assert recorder.flush(timeout=60)
