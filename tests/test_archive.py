@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import pickle
 import socket
 import uuid
 from pathlib import Path
@@ -373,3 +374,15 @@ def test_export_import_and_copy_carry_where_each_original_is_kept(
             [row] = image_rows(elsewhere)
         assert row["archive_path"] == recorded["archive_path"]
         assert Archive(location).read(row["archive_path"], row["sha256"]) == png
+
+
+def test_an_archive_travels_to_another_process_as_its_location(tmp_path, s3_bucket):
+    archive = Archive(f"s3://{s3_bucket}/p", pending_dir=tmp_path / "pending")
+    png = draw_image(20, 20, "png")
+    sha = hashlib.sha256(png).hexdigest()
+    archive.store(sha, "png", png)  # its filesystem is open now
+
+    copy = pickle.loads(pickle.dumps(archive))
+
+    assert (copy.root, copy.pending_dir) == (archive.root, archive.pending_dir)
+    assert copy.find(sha, "png") == f"s3://{s3_bucket}/p/{sha[:2]}/{sha}.png"
