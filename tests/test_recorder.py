@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -56,14 +57,15 @@ def test_full_size_copies_are_archived_when_asked(db_url, tmp_path):
     png = _draw("64x48", "archive")
     archive = tmp_path / "archive"
 
-    with Recorder(db_url, archive_dir=archive, spool_path=tmp_path / "s.jsonl") as recorder:
+    with Recorder(db_url, archive=archive, spool_path=tmp_path / "s.jsonl") as recorder:
         recorder.record(CallRecord(provider="p", images=[ImageRecord(data=png)]))
         assert recorder.flush(timeout=30)
         with recorder.engine.connect() as connection:
             path = connection.execute(select(IMAGES.c.archive_path)).scalar_one()
 
-    assert Path(path).read_bytes() == png
-    assert Path(path).is_relative_to(archive)
+    sha = hashlib.sha256(png).hexdigest()
+    assert path == (archive / sha[:2] / f"{sha}.png").as_uri()
+    assert (archive / sha[:2] / f"{sha}.png").read_bytes() == png
 
 
 def test_no_thumbnails_are_made_when_they_are_turned_off(db_url, tmp_path):

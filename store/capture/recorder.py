@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from store.capture.spool import Spool, default_spool_path
 from store.capture.tracking import TrackedCall
 from store.capture.transport import async_recording_client, recording_client, stack_of
 from store.capture.writer import insert_calls
+from store.media.archive import Archive
 from store.media.network_guard import AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.config import database_url as configured_url
@@ -75,7 +77,11 @@ class Recorder:
     """Records image-generation calls into the log database, in the background.
 
     `database_url`: any SQLAlchemy URL; default `IMAGELOG_DATABASE_URL`, else the SQLite file
-    of `store.schema.config`. `archive_dir`: keep full-size copies there (off by default).
+    of `store.schema.config`. `archive`: keep every full-size original there too, a folder or
+    any fsspec URL (`s3://bucket/prefix`; default `IMAGELOG_ARCHIVE`, else off), opened with
+    `archive_options` (fsspec storage options such as an `endpoint_url`; credentials come from
+    the store's environment, see `store.media.archive`). A location that is not one (a password
+    or token in it, a `..`) raises ValueError here, before any call is recorded.
     `thumbnails=False` skips the thumbnail worker. `spool_path`: where records wait while the
     database is down (default: beside a SQLite file, or in the data folder). A batch holds up
     to `batch_size` records gathered for up to `batch_wait` seconds; an absent database is
@@ -89,7 +95,8 @@ class Recorder:
         self,
         database_url: str | None = None,
         *,
-        archive_dir: str | Path | None = None,
+        archive: str | PathLike[str] | None = None,
+        archive_options: Mapping[str, Any] | None = None,
         thumbnails: bool = True,
         thumbnail_workers: int = 4,
         spool_path: str | Path | None = None,
@@ -105,10 +112,11 @@ class Recorder:
         # No connection yet: a database that is down must not stop the caller's program.
         self.engine: Engine = make_engine(url, upgrade=False)
         self.spool = Spool(Path(spool_path) if spool_path else default_spool_path(url))
+        self.archive = Archive.configured(archive, storage_options=archive_options)
         self.thumbnails: ThumbnailWorker | None = (
             ThumbnailWorker(
                 self.engine,
-                archive_dir=archive_dir,
+                archive=self.archive,
                 workers=thumbnail_workers,
                 allowed_networks=allowed_networks,
             )
