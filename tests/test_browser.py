@@ -191,7 +191,7 @@ def test_filter_by_provider_and_expired_then_open_a_call_shows_its_cached_copy(d
     assert "provider=replicate" in page.url  # the filters travel with the selected log
     marks = page.locator("[data-testid=stAlertContentWarning]").all_inner_texts()
     assert marks and all("cached copy" in mark for mark in marks)
-    assert "Hosted URL expired on " in marks[0]
+    assert "Hosted URL expired · 404 at " in marks[0]  # the demo's probe found it gone
     thumbnail = page.locator("[data-testid=stImage] img").first
     assert thumbnail.get_attribute("src").startswith("data:image/webp;base64,")
     assert thumbnail.evaluate("img => img.complete && img.naturalWidth > 0")

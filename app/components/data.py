@@ -15,6 +15,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from store import queries, review
+from store.expiry import expire_lapsed
 from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
 from store.queries.analytics import Bucket
 from store.queries.reviewed import flagged_share_by_model
@@ -27,6 +28,9 @@ CACHE_TTL_SECONDS = 15
 
 #: Above this many matches the Logs page says "10,000+": an exact count would read the index.
 COUNT_CAP = 10_000
+
+#: How often (at most) the dashboard sweeps URLs past their expiry to expired (predicted).
+SWEEP_SECONDS = 2
 
 
 @st.cache_resource(show_spinner=False)
@@ -163,6 +167,20 @@ def _recent_changes(url: str, limit: int) -> list[review.Change]:
 def recent_changes(limit: int = 20) -> list[review.Change]:
     """The latest verdicts given in this log, by anyone, newest first."""
     return _recent_changes(database_url(), limit)
+
+
+@st.cache_data(ttl=SWEEP_SECONDS, show_spinner=False)
+def _expire_lapsed(url: str) -> int:
+    return expire_lapsed(engine_for(url)).count
+
+
+def expire_lapsed_urls() -> None:
+    """Mark the URLs whose predicted expiry has passed expired (predicted), before the page
+    reads, so no page, filter or count calls them live (store.expiry.lapse). It runs at most
+    every SWEEP_SECONDS per database (a sweep that finds nothing is two index seeks); when it
+    changed a row, every cached read is dropped, so the page reads the new states."""
+    if _expire_lapsed(database_url()):
+        refresh()  # also forgets this sweep's count: the next run sweeps afresh
 
 
 def refresh() -> None:
