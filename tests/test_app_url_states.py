@@ -115,9 +115,9 @@ def test_gallery_and_detail_say_predicted_or_checked(empty_log):
 
     no_exception(gallery)
     chips = [m.proto.body for m in gallery.get("markdown") if ":material/" in m.proto.body]
-    assert sum("expired (predicted)" in body for body in chips) == 1
+    assert sum("hourglass_disabled: expired" in body for body in chips) == 1  # predicted's icon
     captions = [caption.value for caption in gallery.caption]
-    assert any(text.startswith("expiry passed 9 min ago") for text in captions)
+    assert any(text.startswith("predicted · expiry passed 9 min ago") for text in captions)
     assert any(text.startswith("404 at ") and text.endswith("(checked)") for text in captions)
 
     detail = open_page("detail", log=LAPSED_ID)

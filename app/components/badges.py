@@ -112,14 +112,23 @@ def chip(url: UrlStanding | None) -> list[str]:
     return [PREDICTED_LABEL if url.predicted else url.state]
 
 
-def badge(url: UrlStanding | None, container=st) -> None:
-    """A coloured badge for an image's URL (a call without images shows none)."""
+def badge(url: UrlStanding | None, container=st, *, narrow: bool = False) -> None:
+    """A coloured badge for an image's URL (a call without images shows none). `narrow` (a
+    Gallery card): the state's word alone, which fits; the line under it says "predicted"."""
     if url is None:
         container.badge("no image", color="gray", icon=":material/hide_image:")
         return
     unknown = STATES[UrlState.unknown.value]  # a state this app does not know
     look = CHIPS[PREDICTED_LABEL] if url.predicted else STATES.get(url.state, unknown)
-    container.badge(url.label, color=look.color, icon=look.icon)
+    container.badge(label(url.state) if narrow else url.label, color=look.color, icon=look.icon)
+
+
+def narrow_line(url: UrlStanding | None) -> str:
+    """The line under a `narrow` badge: "predicted · expiry passed 9 min ago" for a prediction
+    (the badge alone says "expired"), else the detail."""
+    if url is None:
+        return ""
+    return f"predicted · {url.detail}" if url.predicted else url.detail
 
 
 def expired_mark(url: UrlStanding) -> str:

@@ -50,9 +50,9 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
             row["last_error_code"],
             now,
         )
-        badges.badge(url)
+        badges.badge(url, narrow=True)
         badges.verdict_badge(row["verdict"])
-        st.caption(url.detail if url else "")
+        st.caption(badges.narrow_line(url))
         prompt = str(row["prompt"] or "")
         cut = prompt[:CARD_PROMPT_CHARS] + ("…" if len(prompt) > CARD_PROMPT_CHARS else "")
         st.text(cut)
