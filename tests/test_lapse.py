@@ -15,6 +15,7 @@ from store.queries import LogFilter, count_logs, iter_records, list_gallery, lis
 from store.schema.db import make_engine
 from store.schema.models import IMAGES, utcnow
 from tests.test_check import add_images, rows_by_id, set_columns
+from tests.test_queries_perf_shape import assert_no_full_scan_or_sort, plans_of
 
 HOUR = timedelta(hours=1)
 MIN = timedelta(minutes=1)
@@ -151,3 +152,22 @@ def test_a_signed_url_past_its_expiry_is_not_probed_to_confirm(engine, host):
 
     assert states(engine, [lapsed]) == [("expired", SIGNATURE_EXPIRED)]
     assert (summary.predicted, summary.checked, host.requests) == (1, 0, [])
+
+
+def test_a_sweep_with_nothing_to_do_is_two_seeks_of_the_url_state_expiry_index(engine, host):
+    now = utcnow()
+    ids = add_images(engine, *(host.plain_url("live", f"{k}.png") for k in range(20)))
+    for k, image_id in enumerate(ids):
+        state = ("live", "unknown", "expired")[k % 3]
+        set_columns(engine, image_id, url_state=state, expires_at=now + (k + 1) * MIN)
+
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE images")  # plans by the table's statistics
+
+    plans = plans_of(engine, lambda: expire_lapsed(engine, now))
+
+    assert len(plans) == 2  # unknown, then live; no write when nothing lapsed
+    for plan in plans:
+        assert_no_full_scan_or_sort(engine, plan)
+        assert "ix_images_url_state_expires_at" in plan, plan

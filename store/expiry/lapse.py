@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, Select, or_, select
+from sqlalchemy import Engine, Row, Select, or_, select
 
 from store.expiry.prediction import predicted_code
 from store.expiry.writes import url_update, write_updates
@@ -35,24 +35,28 @@ class Lapsed:
     generation_ids: frozenset[str] = field(default_factory=frozenset)
 
 
-def lapsed_query(now: datetime) -> Select:
-    """The rows `has_lapsed` is true of, as two index ranges of (url_state, expires_at)."""
+def lapsed_queries(now: datetime) -> list[Select]:
+    """The rows `has_lapsed` is true of, as two queries of one range of the (url_state,
+    expires_at) index each: unknown URLs past their expiry, and live ones past it with no probe
+    since. (As one OR, PostgreSQL factors the shared `expires_at <= now` out of the arms and
+    filters every live row with it.)"""
     i = IMAGES.c
-    return select(
+    columns = (
         i.id,
         i.generation_id,
         i.expires_source,
         i.last_checked_at,
         i.last_http_status,
         i.check_failures,
-    ).where(
-        i.expires_at <= now,
-        or_(
-            i.url_state == UrlState.unknown.value,
-            (i.url_state == UrlState.live.value)
-            & or_(i.last_checked_at.is_(None), i.last_checked_at < i.expires_at),
-        ),
     )
+    return [
+        select(*columns).where(i.url_state == UrlState.unknown.value, i.expires_at <= now),
+        select(*columns).where(
+            i.url_state == UrlState.live.value,
+            i.expires_at <= now,
+            or_(i.last_checked_at.is_(None), i.last_checked_at < i.expires_at),
+        ),
+    ]
 
 
 def expire_lapsed(engine: Engine, now: datetime | None = None) -> Lapsed:
@@ -60,26 +64,31 @@ def expire_lapsed(engine: Engine, now: datetime | None = None) -> Lapsed:
     now = now or utcnow()
     count, generation_ids = 0, set[str]()
     seen: set[int] = set()
-    while True:
-        with engine.connect() as connection:
-            page = connection.execute(lapsed_query(now).limit(PAGE_SIZE)).all()
-        page = [row for row in page if row.id not in seen]  # a row a writer put back: once
-        if not page:
-            return Lapsed(count, frozenset(generation_ids))
-        write_updates(
-            engine,
-            [
-                url_update(
-                    row,
-                    UrlState.expired,
-                    row.last_checked_at,
-                    row.last_http_status,
-                    predicted_code(row.expires_source),
-                    row.check_failures,
-                )
-                for row in page
-            ],
-        )
-        seen.update(row.id for row in page)
-        count += len(page)
-        generation_ids.update(row.generation_id for row in page)
+    for query in lapsed_queries(now):
+        while page := _unseen_page(engine, query, seen):
+            write_updates(
+                engine,
+                [
+                    url_update(
+                        row,
+                        UrlState.expired,
+                        row.last_checked_at,
+                        row.last_http_status,
+                        predicted_code(row.expires_source),
+                        row.check_failures,
+                    )
+                    for row in page
+                ],
+            )
+            seen.update(row.id for row in page)
+            count += len(page)
+            generation_ids.update(row.generation_id for row in page)
+    return Lapsed(count, frozenset(generation_ids))
+
+
+def _unseen_page(engine: Engine, query: Select, seen: set[int]) -> list[Row]:
+    """The next PAGE_SIZE rows of `query` (written rows leave it), less any this sweep wrote
+    already (a concurrent writer put it back: it is left for the next sweep, not looped on)."""
+    with engine.connect() as connection:
+        page = connection.execute(query.limit(PAGE_SIZE)).all()
+    return [row for row in page if row.id not in seen]
