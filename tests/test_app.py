@@ -132,7 +132,9 @@ def known_calls() -> list[CallRecord]:
                     "green",
                     url="https://replicate.delivery/pbxt/abc/out-0.webp",
                     state=UrlState.live.value,
-                    expires_in=timedelta(minutes=40),
+                    # Hours, not minutes: NOW is taken when this module is imported, and a
+                    # URL past its expiry reads expired (predicted) however long the run.
+                    expires_in=timedelta(hours=6),
                 )
             ],
         ),
@@ -149,7 +151,7 @@ def known_calls() -> list[CallRecord]:
                     "yellow",
                     url="https://delivery-eu1.bfl.test/sample.jpeg",
                     state=UrlState.unknown.value,
-                    expires_in=timedelta(minutes=5),
+                    expires_in=timedelta(hours=5),
                 )
             ],
         ),

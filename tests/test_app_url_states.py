@@ -4,25 +4,25 @@ probe's answer."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from store.capture.writer import insert_calls
 from store.expiry.prediction import ESTIMATE_PASSED
 from store.media.thumbnails import make_thumbnail
-from store.schema.models import IMAGES
+from store.schema.models import IMAGES, utcnow
 from store.schema.records import CallRecord, ImageRecord
-from tests.test_app import NOW, no_exception, open_page, picture, run_app, shown_rows
+from tests.test_app import no_exception, open_page, picture, run_app, shown_rows
 
 LAPSED_ID, LIVE_ID, GONE_ID = "1" * 32, "2" * 32, "3" * 32
 
 
-def call(call_id: str, minutes_ago: int, **image: object) -> CallRecord:
+def call(call_id: str, minutes_ago: int, now: datetime, **image: object) -> CallRecord:
     facts = make_thumbnail(picture("purple"))
     return CallRecord(
         id=call_id,
-        created_at=NOW - timedelta(minutes=minutes_ago),
+        created_at=now - timedelta(minutes=minutes_ago),
         provider="replicate",
         model="flux-schnell",
         prompt=f"call {call_id[0]}",
@@ -39,7 +39,8 @@ def call(call_id: str, minutes_ago: int, **image: object) -> CallRecord:
 
 
 def test_a_url_past_its_expiry_reads_expired_predicted_and_leaves_the_live_filter(empty_log):
-    checked = NOW - timedelta(minutes=50)
+    now = utcnow()
+    checked = now - timedelta(minutes=50)
     insert_calls(
         empty_log,
         [
@@ -47,24 +48,27 @@ def test_a_url_past_its_expiry_reads_expired_predicted_and_leaves_the_live_filte
             call(
                 LAPSED_ID,
                 70,
+                now,
                 url_state="live",
-                expires_at=NOW - timedelta(minutes=9),
+                expires_at=now - timedelta(minutes=9),
                 last_checked_at=checked,
                 last_http_status=200,
             ),
             call(
                 LIVE_ID,
                 60,
+                now,
                 url_state="live",
-                expires_at=NOW + timedelta(minutes=40),
+                expires_at=now + timedelta(minutes=40),
                 last_checked_at=checked,
                 last_http_status=206,
             ),
             call(
                 GONE_ID,
                 80,
+                now,
                 url_state="expired",
-                expires_at=NOW + timedelta(minutes=5),
+                expires_at=now + timedelta(minutes=5),
                 last_checked_at=checked,
                 last_http_status=404,
             ),
@@ -97,15 +101,17 @@ def test_a_url_past_its_expiry_reads_expired_predicted_and_leaves_the_live_filte
 
 
 def test_gallery_and_detail_say_predicted_or_checked(empty_log):
+    now = utcnow()
     insert_calls(
         empty_log,
         [
-            call(LAPSED_ID, 70, url_state="live", expires_at=NOW - timedelta(minutes=9)),
+            call(LAPSED_ID, 70, now, url_state="live", expires_at=now - timedelta(minutes=9)),
             call(
                 GONE_ID,
                 80,
+                now,
                 url_state="expired",
-                last_checked_at=NOW - timedelta(minutes=5),
+                last_checked_at=now - timedelta(minutes=5),
                 last_http_status=404,
             ),
         ],
