@@ -10,6 +10,9 @@ and a live URL a probe found working after its expiry is not swept (`has_lapsed`
 It is cheap when there is nothing to do (two range reads of `ix_images_url_state_expires_at`
 that find nothing), so the dashboard runs it before it reads (every few seconds at most),
 the command line before `stats`, `export` and `review list`, and `check` before it selects.
+Its writes go down `store.expiry.writes.write_updates`, the path `check`'s take, so whatever
+must move with URL states has one place to hook; `Lapsed.generation_ids` names the calls
+whose states changed.
 """
 
 from __future__ import annotations
