@@ -171,3 +171,15 @@ def test_a_sweep_with_nothing_to_do_is_two_seeks_of_the_url_state_expiry_index(e
     for plan in plans:
         assert_no_full_scan_or_sort(engine, plan)
         assert "ix_images_url_state_expires_at" in plan, plan
+
+
+def test_a_hosts_answer_is_kept_when_the_signature_of_its_url_lapses_later(engine, host):
+    now = utcnow()
+    (gone,) = add_images(engine, host.azure_url("a.png", expires_at=now - MIN))
+    set_columns(engine, gone, url_state="expired", last_checked_at=now - HOUR, last_http_status=404)
+
+    summary = check_images(engine, CheckOptions(mode="all", fetch_thumbnails=False))
+
+    (row,) = rows_by_id(engine, [gone])
+    assert (row.url_state, row.last_http_status, row.last_error_code) == ("expired", 404, None)
+    assert (summary.checked, summary.without_network, host.requests) == (1, 1, [])

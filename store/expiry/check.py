@@ -178,9 +178,15 @@ async def check_images_async(
                         )
                         run.summary.without_network += 1
                     elif signed is not None and signed.expires_at <= now:
-                        run.record(
-                            row, url_update(row, UrlState.expired, now, None, SIGNATURE_EXPIRED, 0)
-                        )
+                        if row.url_state == UrlState.expired and not is_predicted_expired(
+                            row.url_state, row.last_error_code
+                        ):
+                            run.keep(row)  # a host said so already: its answer stays the record
+                        else:
+                            update_row = url_update(
+                                row, UrlState.expired, now, None, SIGNATURE_EXPIRED, 0
+                            )
+                            run.record(row, update_row)
                         run.summary.without_network += 1
                     else:
                         probe.append((row, row.url))
@@ -230,6 +236,12 @@ class _Run:
         refused = update_row["b_code"] == REFUSED_ADDRESS
         self.summary.refused += refused
         self.summary.errors += update_row["b_failures"] > 0 and not refused
+        self.done += 1
+        self.on_progress(self.done, self.summary.checked)
+
+    def keep(self, row: Row) -> None:
+        """Count a row settled as it already stands (nothing to write)."""
+        self.summary.states[row.url_state] += 1
         self.done += 1
         self.on_progress(self.done, self.summary.checked)
 
