@@ -33,6 +33,7 @@ def unreachable(exc: BaseException) -> None:
 
 
 try:
+    data.expire_lapsed_urls()
     if data.has_logs():
         page = st.navigation(
             [

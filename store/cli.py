@@ -77,6 +77,18 @@ def opened_engine(args: argparse.Namespace) -> Iterator[Engine]:
 
 
 @contextmanager
+def reading_engine(args: argparse.Namespace) -> Iterator[Engine]:
+    """`opened_engine` for a command that reports on the log (stats, export, review list):
+    URLs past their predicted expiry are marked expired (predicted) first, so no report calls
+    a URL live after its expiry, whether or not `check` has run."""
+    from store.expiry import expire_lapsed
+
+    with opened_engine(args) as engine:
+        expire_lapsed(engine)
+        yield engine
+
+
+@contextmanager
 def progress_bar(
     desc: str, unit: str, *, enabled: bool = True, unit_scale: bool = False
 ) -> Iterator[Progress]:
@@ -279,7 +291,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from store.transfer.jsonl import export_records
 
     try:
-        with opened_engine(args) as engine:
+        with reading_engine(args) as engine:
             flt = _log_filter(args, engine)
             if args.output is None:
                 count = export_records(engine, flt, args.format, sys.stdout)
@@ -402,7 +414,7 @@ def _add_stats(subparsers: Subparsers) -> None:
 def _run_stats(args: argparse.Namespace) -> int:
     from store.queries import provider_summary
 
-    with opened_engine(args) as engine:
+    with reading_engine(args) as engine:
         summary = provider_summary(engine, _log_filter(args, engine), by=args.by)
     print(format_summary_table(summary.to_dict("records")))
     return 0
@@ -715,7 +727,7 @@ def _run_review_list(args: argparse.Namespace) -> int:
     from store.review import list_images
     from store.schema.enums import UNREVIEWED
 
-    with opened_engine(args) as engine:
+    with reading_engine(args) as engine:
         flt = replace(_log_filter(args, engine), verdicts=tuple(args.verdict or ()))
         rows, more = list_images(engine, flt, limit=args.limit)
     if not rows:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlsplit
@@ -25,10 +26,12 @@ import pytest
 from sqlalchemy import select
 
 from store import Recorder
+from store.capture.writer import insert_calls
+from store.media.thumbnails import make_thumbnail
 from store.queries import LogFilter, image_ids
 from store.review import give_verdict
 from store.schema.db import make_engine
-from store.schema.models import IMAGES, REVIEWS
+from store.schema.models import IMAGES, REVIEWS, utcnow
 from store.schema.records import CallRecord, ImageRecord
 from store.transfer.demo import load_demo
 from tests.standins.image_host import draw_image
@@ -196,7 +199,7 @@ def test_filter_by_provider_and_expired_then_open_a_call_shows_its_cached_copy(d
     assert "provider=replicate" in page.url  # the filters travel with the selected log
     marks = page.locator("[data-testid=stAlertContentWarning]").all_inner_texts()
     assert marks and all("cached copy" in mark for mark in marks)
-    assert "Hosted URL expired on " in marks[0]
+    assert "Hosted URL expired · 404 at " in marks[0]  # the demo's probe found it gone
     thumbnail = page.locator("[data-testid=stImage] img").first
     assert thumbnail.get_attribute("src").startswith("data:image/webp;base64,")
     assert thumbnail.evaluate("img => img.complete && img.naturalWidth > 0")
@@ -448,5 +451,104 @@ def test_detail_shows_the_archived_original_served_by_the_app(
         shot(page, f"detail-{width}-archived-original")
         endpoint = s3_server.endpoint.removeprefix("http://")
         assert not [url for url in fetched if endpoint in url or bucket in url]
+    finally:
+        context.close()
+
+
+# --- a signed URL that expires while the page is open -------------------------------------------
+
+#: Seconds the signed URL lives after the page has been opened on it: long enough for a cold
+#: page load on a busy machine, short enough for a test.
+LIFETIME_SECONDS = 40
+
+
+def lapsing_log(url: str, signed_host, expires_at) -> None:
+    """A log of two calls: a live signed URL that expires at `expires_at`, and one that has
+    hours left; both fetched (live, checked) when recorded."""
+    now = utcnow()
+    engine = make_engine(url)
+    calls = []
+    for name, expiry, minutes_ago in (
+        ("soon", expires_at, 2),
+        ("later", now + timedelta(hours=3), 5),
+    ):
+        facts = make_thumbnail(draw_image(512, 384, "png"))
+        calls.append(
+            CallRecord(
+                provider="azure-openai",
+                model="dall-e-3",
+                created_at=now - timedelta(minutes=minutes_ago),
+                prompt=f"a lighthouse at dusk, {name}",
+                images=[
+                    ImageRecord(
+                        url=signed_host.azure_url(f"{name}.png", expires_at=expiry),
+                        url_state="live",
+                        last_checked_at=now,
+                        last_http_status=200,
+                        thumbnail=facts.thumbnail,
+                        width=facts.width,
+                        height=facts.height,
+                    )
+                ],
+            )
+        )
+    insert_calls(engine, calls)
+    engine.dispose()
+
+
+def card_texts(page) -> list[str]:
+    """The texts of the "soon" and "later" Gallery cards: the smallest block holding each
+    prompt alone (the card's own)."""
+    blocks = page.locator("[data-testid=stMain] [data-testid=stVerticalBlock]").all_inner_texts()
+    return [
+        min((text for text in blocks if mine in text and other not in text), key=len, default="")
+        for mine, other in (("dusk, soon", "dusk, later"), ("dusk, later", "dusk, soon"))
+    ]
+
+
+def chip(card: str) -> str:
+    """A card's URL-state chip: its first line, without the icon's ligature name."""
+    return card.splitlines()[0].split(" ", 1)[-1] if card else ""
+
+
+@pytest.mark.parametrize("width", REVIEW_WIDTHS)
+def test_a_signed_url_that_expires_while_the_page_is_open_reads_expired_predicted(
+    tmp_path, host_server, browser, width
+):
+    url = f"sqlite:///{tmp_path / 'imagelog.db'}"
+    expires_at = utcnow() + timedelta(seconds=LIFETIME_SECONDS)
+    lapsing_log(url, host_server, expires_at)
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    try:
+        with running_dashboard(url) as base_url:
+            page.goto(f"{base_url}/gallery")
+            page.wait_for_selector("[data-testid=stImage]", timeout=30_000)
+            settle(page)
+            before = card_texts(page)
+            shot(page, f"lapse-{width}-1-live")
+            assert [chip(text) for text in before] == ["live", "live"], before
+            assert "expires in" in before[0] and "predicted" not in before[0]
+
+            # The signature lapses while the page stays open; the next run reads the truth.
+            wait = (expires_at - utcnow()).total_seconds() + 1
+            assert wait > 0, "the page took longer to open than the URL lived"
+            page.wait_for_timeout(wait * 1000)
+            page.reload()
+            page.wait_for_selector("[data-testid=stImage]", timeout=30_000)
+            settle(page)
+
+            assert_no_error(page)
+            soon, later = card_texts(page)
+            shot(page, f"lapse-{width}-2-expired-predicted")
+            assert "predicted · expiry passed" in soon
+            assert (chip(soon), chip(later)) == ("expired", "live")
+
+            page.goto(f"{base_url}/?url_state=live")
+            page.wait_for_selector("[data-testid=stDataFrame]", timeout=30_000)
+            settle(page)
+            assert_no_error(page)
+            assert "1 calls match" in page.locator("[data-testid=stMain]").inner_text()
+            shot(page, f"lapse-{width}-3-logs-live-filter")
     finally:
         context.close()

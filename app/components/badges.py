@@ -2,18 +2,22 @@
 
 The Logs table, the Gallery cards, the Detail and Review pages and the filter pills all take
 their labels and colours from `STATES` and `VERDICTS`, so "expired" and "flagged" are the
-same chips wherever an auditor meets them.
+same chips wherever an auditor meets them. A URL's chip and the line beside it come from its
+`standing` (store.expiry.url_standing): "expired (predicted)" when only its expiry says so,
+"expired" with the probe's answer and time when a host did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from numbers import Real
 
 import pandas as pd
 import streamlit as st
 
-from store.expiry import describe_url_state
+from store.expiry import UrlStanding, url_standing
+from store.expiry.describe import PREDICTED_LABEL
 from store.schema.enums import UNREVIEWED, Verdict
 from store.schema.models import UrlState
 
@@ -33,6 +37,14 @@ STATES: dict[str, StateLook] = {
     UrlState.unknown.value: StateLook("gray", "#6b7280", ":material/help:"),
     # "none" would read as "no image": the image came as base64, without a hosted URL.
     UrlState.none.value: StateLook("blue", "#2563eb", ":material/data_object:", label="no URL"),
+}
+
+
+#: The Logs table's chips: the states, and an expired one that its expiry alone decided (the
+#: filter's "expired" holds both; the chip tells them apart).
+CHIPS: dict[str, StateLook] = {
+    **STATES,
+    PREDICTED_LABEL: StateLook("red", "#f87171", ":material/hourglass_disabled:"),
 }
 
 
@@ -66,41 +78,70 @@ def label(state: str) -> str:
     return look.label if look and look.label else state
 
 
-def badge(state: str | None, container=st) -> None:
-    """A coloured badge for an image's URL state (a call without images shows none)."""
-    if state is None:
-        container.badge("no image", color="gray", icon=":material/hide_image:")
-        return
-    look = STATES.get(state, STATES[UrlState.unknown.value])  # a state this app does not know
-    container.badge(label(state), color=look.color, icon=look.icon)
+def standing(
+    state: object,
+    expires_at: object,
+    last_checked_at: object,
+    last_http_status: object,
+    last_error_code: object,
+    now: datetime,
+) -> UrlStanding | None:
+    """What the page says of an image's URL (None: the call has no image).
 
-
-def expired_mark(expires_at: datetime | None, last_checked_at: datetime | None) -> str:
-    """The line under a cached thumbnail whose hosted URL is gone."""
-    if expires_at is not None:
-        return f"Hosted URL expired on {expires_at:%Y-%m-%d %H:%M} UTC — cached copy"
-    if last_checked_at is not None:
-        return f"Hosted URL found expired on {last_checked_at:%Y-%m-%d %H:%M} UTC — cached copy"
-    return "Hosted URL expired — cached copy"
-
-
-def when(
-    state: str | None,
-    expires_at: datetime | None,
-    last_checked_at: datetime | None,
-    now: datetime | None = None,
-) -> str:
-    """ "expires in 23 min" / "expired 3 days ago" (store.expiry's wording); "" without an image.
-
-    Accepts the pandas values a DataFrame cell holds (NaT, Timestamp) as well as datetimes.
+    Accepts the pandas values a DataFrame cell holds (NaN, NaT, Timestamp, a float status) as
+    well as plain ones, so a Logs row, a Gallery card and an `ImageDetail` read alike.
     """
     if not isinstance(state, str):
+        return None
+    status = last_http_status
+    status = int(float(status)) if isinstance(status, Real) and not _missing(status) else None
+    return url_standing(
+        state,
+        _datetime(expires_at),
+        _datetime(last_checked_at),
+        now,
+        last_http_status=status,
+        last_error_code=last_error_code if isinstance(last_error_code, str) else None,
+    )
+
+
+def chip(url: UrlStanding | None) -> list[str]:
+    """The Logs table's chip value for a URL (CHIPS' keys; [] without an image)."""
+    if url is None:
+        return []
+    return [PREDICTED_LABEL if url.predicted else url.state]
+
+
+def badge(url: UrlStanding | None, container=st, *, narrow: bool = False) -> None:
+    """A coloured badge for an image's URL (a call without images shows none). `narrow` (a
+    Gallery card): the state's word alone, which fits; the line under it says "predicted"."""
+    if url is None:
+        container.badge("no image", color="gray", icon=":material/hide_image:")
+        return
+    unknown = STATES[UrlState.unknown.value]  # a state this app does not know
+    look = CHIPS[PREDICTED_LABEL] if url.predicted else STATES.get(url.state, unknown)
+    container.badge(label(url.state) if narrow else url.label, color=look.color, icon=look.icon)
+
+
+def narrow_line(url: UrlStanding | None) -> str:
+    """The line under a `narrow` badge: "predicted · expiry passed 9 min ago" for a prediction
+    (the badge alone says "expired"), else the detail."""
+    if url is None:
         return ""
-    return describe_url_state(state, _datetime(expires_at), _datetime(last_checked_at), now=now)
+    return f"predicted · {url.detail}" if url.predicted else url.detail
+
+
+def expired_mark(url: UrlStanding) -> str:
+    """The line under a cached thumbnail whose hosted URL is gone: how we know, and since when."""
+    return f"Hosted URL {url.text} — cached copy"
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value))
 
 
 def _datetime(value: object) -> datetime | None:
-    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+    if _missing(value):
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()

@@ -10,26 +10,34 @@ the URL (not the unhashable engine) is what tells two databases' results apart.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from store import queries, review
+from store.expiry import expire_lapsed
 from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
 from store.queries.analytics import Bucket
 from store.queries.originals import ARCHIVE_ENV, archived_original
 from store.queries.reviewed import flagged_share_by_model
 from store.schema import db
 from store.schema.config import database_url
-from store.schema.db import make_engine
+from store.schema.db import UNAVAILABLE_ERRORS, make_engine
+
+LOGGER = logging.getLogger(__name__)
 
 #: How stale a page may be: short enough that a new call appears on the next interaction.
 CACHE_TTL_SECONDS = 15
 
 #: Above this many matches the Logs page says "10,000+": an exact count would read the index.
 COUNT_CAP = 10_000
+
+#: How often (at most) the dashboard sweeps URLs past their expiry to expired (predicted).
+SWEEP_SECONDS = 2
 
 
 @st.cache_resource(show_spinner=False)
@@ -182,6 +190,30 @@ def original(archive_path: str, sha256: str | None) -> bytes:
     the sha256 (content-addressed, so a cached copy never goes stale); raises
     `store.queries.originals.ArchiveError` with the reason it cannot be shown."""
     return _original(os.environ.get(ARCHIVE_ENV), archive_path, sha256)
+
+
+@st.cache_data(ttl=SWEEP_SECONDS, show_spinner=False)
+def _expire_lapsed(url: str) -> int:
+    return expire_lapsed(engine_for(url)).count
+
+
+def expire_lapsed_urls() -> None:
+    """Mark the URLs whose predicted expiry has passed expired (predicted), before the page
+    reads, so no page, filter or count calls them live (store.expiry.lapse). It runs at most
+    every SWEEP_SECONDS per database (a sweep that finds nothing is two index seeks); when it
+    changed a row, every cached read is dropped, so the page reads the new states.
+
+    A database that refuses the write (a read-only role) still gets its pages: the chips apply
+    the same rule as they draw (store.expiry.url_standing), and the refusal is logged."""
+    try:
+        changed = _expire_lapsed(database_url())
+    except UNAVAILABLE_ERRORS:
+        raise  # the page says the database cannot be reached
+    except SQLAlchemyError as exc:
+        LOGGER.warning("cannot mark lapsed URLs expired (predicted): %s", exc)
+        return
+    if changed:
+        refresh()  # also forgets this sweep's count: the next run sweeps afresh
 
 
 def refresh() -> None:

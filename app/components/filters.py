@@ -103,7 +103,9 @@ def sidebar() -> None:
             format_func=badges.label,
             key=URL_STATE,
             bind="query-params",
-            help="Calls with at least one image whose hosted URL is in this state.",
+            help="Calls with at least one image whose hosted URL is in this state. A URL past "
+            "its predicted expiry is expired (predicted) until a probe says otherwise; one "
+            "without a predicted expiry stays unknown until a probe answers.",
         )
         st.pills(
             "Verdict",

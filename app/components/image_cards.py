@@ -15,6 +15,7 @@ import streamlit as st
 from components import badges, data
 from components.text import plain
 
+from store.expiry import UrlStanding, url_standing
 from store.queries import ImageDetail
 from store.queries.originals import ArchiveError
 from store.schema.models import UrlState
@@ -45,9 +46,17 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
             st.image(data_uri(row["thumbnail"]), width="stretch")
         else:
             st.caption(":material/hide_image: no cached thumbnail")
-        badges.badge(row["url_state"])
+        url = badges.standing(
+            row["url_state"],
+            row["expires_at"],
+            row["last_checked_at"],
+            row["last_http_status"],
+            row["last_error_code"],
+            now,
+        )
+        badges.badge(url, narrow=True)
         badges.verdict_badge(row["verdict"])
-        st.caption(badges.when(row["url_state"], row["expires_at"], None, now))
+        st.caption(badges.narrow_line(url))
         prompt = str(row["prompt"] or "")
         cut = prompt[:CARD_PROMPT_CHARS] + ("…" if len(prompt) > CARD_PROMPT_CHARS else "")
         st.text(cut)
@@ -65,14 +74,15 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
 
 def detail_panel(image: ImageDetail, now: datetime) -> None:
     """One image of a call: the picture (hosted or cached), its facts, its archived original."""
+    url = image_standing(image, now)
     picture, facts = st.columns([2, 3], gap="large")
     with picture:
-        show_picture(image)
+        show_picture(image, url)
         archived_original(image)
     with facts:
-        badges.badge(image.url_state)
+        badges.badge(url)
         badges.verdict_badge(image.verdict)
-        st.caption(badges.when(image.url_state, image.expires_at, image.last_checked_at, now))
+        st.caption(url.detail)
         st.markdown(f"**Image {image.position + 1}**")
         rows = {
             "Dimensions": f"{image.width} x {image.height} px" if image.width else "unknown",
@@ -102,20 +112,29 @@ def detail_panel(image: ImageDetail, now: datetime) -> None:
             st.text(f"Original not archived: {image.archive_error}")
 
 
-def show_picture(image: ImageDetail) -> None:
+def image_standing(image: ImageDetail, now: datetime) -> UrlStanding:
+    """What the page says of one image's URL (store.expiry.url_standing)."""
+    return url_standing(
+        image.url_state,
+        image.expires_at,
+        image.last_checked_at,
+        now,
+        last_http_status=image.last_http_status,
+        last_error_code=image.last_error_code,
+    )
+
+
+def show_picture(image: ImageDetail, url: UrlStanding) -> None:
     """The cached thumbnail, at its own size: a page never makes a viewer's browser fetch a URL
     taken from the log (an imported "live" URL could be anyone's tracking pixel). The hosted
-    original is loaded only when the viewer asks for it."""
+    original is loaded only when the viewer asks for it, and never once it is expired."""
     if image.thumbnail:
         st.image(data_uri(image.thumbnail), width="content")
     else:
         st.info("No cached thumbnail: the image was not fetched while its URL was live.")
-    if image.url_state == UrlState.expired.value:
-        st.warning(
-            badges.expired_mark(image.expires_at, image.last_checked_at),
-            icon=":material/hourglass_disabled:",
-        )
-    elif image.url_state == UrlState.none.value:
+    if url.state == UrlState.expired.value:
+        st.warning(badges.expired_mark(url), icon=":material/hourglass_disabled:")
+    elif url.state == UrlState.none.value:
         st.caption("Returned as base64 (no hosted URL) — cached copy")
     elif image.url and st.toggle(
         "Load the hosted original",

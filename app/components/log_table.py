@@ -3,7 +3,8 @@
 Thumbnails travel as `data:` URIs of the stored WebP bytes (ImageColumn shows them without a
 second request and without the hosted URL, which may be dead). The URL state is a one-item
 list so a read-only MultiselectColumn draws it as a coloured chip, in the colours of
-`badges.STATES`; the verdicts of the call's images are chips the same way (`badges.VERDICTS`).
+`badges.CHIPS` ("expired (predicted)" apart from a probe's "expired"); the verdicts of the
+call's images are chips the same way (`badges.VERDICTS`).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ COLUMN_CONFIG = {
     ),
     "url_state": st.column_config.MultiselectColumn(
         "URL",
-        options=list(badges.STATES),
-        color=[look.hex for look in badges.STATES.values()],
+        options=list(badges.CHIPS),
+        color=[look.hex for look in badges.CHIPS.values()],
         format_func=badges.label,
-        width=85,
+        width=140,  # room for "expired (predicted)"
     ),
-    "url_when": st.column_config.TextColumn("URL expiry", width=170),
+    "url_when": st.column_config.TextColumn("URL checked / expiry", width=230),
     "verdicts": st.column_config.MultiselectColumn(
         "Verdict",
         options=list(badges.VERDICTS),
@@ -60,6 +61,17 @@ COLUMN_CONFIG = {
 
 def table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """The display frame for a page of `list_logs` rows, in COLUMN_CONFIG's order."""
+    urls = [
+        badges.standing(*url, now)
+        for url in zip(
+            rows["url_state"],
+            rows["expires_at"],
+            rows["last_checked_at"],
+            rows["last_http_status"],
+            rows["last_error_code"],
+            strict=True,
+        )
+    ]
     shown = pd.DataFrame(
         {
             "thumbnail": [data_uri(thumb) if thumb else None for thumb in rows["thumbnail"]],
@@ -67,11 +79,8 @@ def table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
             "provider": rows["provider"],
             "model": rows["model"],
             "status": [[status] for status in rows["status"]],
-            "url_state": [[state] if isinstance(state, str) else [] for state in rows["url_state"]],
-            "url_when": [
-                badges.when(state, expires_at, None, now)
-                for state, expires_at in zip(rows["url_state"], rows["expires_at"], strict=True)
-            ],
+            "url_state": [badges.chip(url) for url in urls],
+            "url_when": [url.detail if url else "" for url in urls],
             "verdicts": rows["verdicts"],
             "cost_usd": rows["cost_usd"],
             "latency_ms": rows["latency_ms"],

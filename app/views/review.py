@@ -16,6 +16,7 @@ from components import badges, data, filters, image_cards, reviewer, verdicts
 from components.text import plain
 
 from store.queries import Cursor, LogDetail, LogFilter
+from store.schema.models import utcnow
 
 #: This session's walk: the filter it walks, where it is, what was done on the way.
 WALK = "_review_walk"
@@ -58,9 +59,10 @@ def progress(walk: dict[str, Any], flt: LogFilter) -> None:
 def the_image(call: LogDetail, where: Cursor, walk: dict[str, Any], name: str) -> None:
     image = next(image for image in call.images if image.position == where.position)
     picture, about = st.columns(2, gap="large")
+    url = image_cards.image_standing(image, utcnow())
     with picture:
-        image_cards.show_picture(image)
-        badges.badge(image.url_state)
+        image_cards.show_picture(image, url)
+        badges.badge(url)
     with about:
         st.subheader(f"{plain(call.provider)} · {plain(call.model or 'unknown model')}")
         st.caption(

@@ -1,8 +1,11 @@
 """`check`: probe the image URLs that need it and record what each host answered.
 
-`--due` selects, in SQL and through the (url_state, expires_at) and (url_state,
-last_checked_at) indexes, the URLs that are live or unknown and
-- whose predicted expiry has passed and that have not been checked since, or
+Every run first sweeps the URLs whose predicted expiry has passed to expired (predicted)
+(`store.expiry.lapse`). `--due` then selects, in SQL and through the (url_state, expires_at)
+and (url_state, last_checked_at) indexes,
+- the URLs predicted expired from an estimate (a provider's known lifetime), which no probe
+  has confirmed yet (a signed URL's void signature needs no confirming), and the live or
+  unknown URLs
 - that have not been checked for `stale_after` (never-checked ones once their call is that old),
 - or whose last check failed, once their backoff is over;
 every row whose last check failed waits out its backoff (5 min, doubling, at most 6 h), which
@@ -26,9 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, union, update
+from sqlalchemy import Engine, Select, and_, func, or_, select, union
 from sqlalchemy.engine import Row
 
+from store.expiry.lapse import expire_lapsed
+from store.expiry.prediction import ESTIMATE_PASSED, SIGNATURE_EXPIRED, is_predicted_expired
 from store.expiry.probe import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
@@ -38,6 +43,7 @@ from store.expiry.probe import (
     interleave_by_host,
 )
 from store.expiry.signed_urls import signed_expiry
+from store.expiry.writes import WRITE_BATCH, url_update, write_updates
 from store.media.archive import Archive
 from store.media.network_guard import REFUSED_ADDRESS, AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
@@ -48,10 +54,7 @@ from store.schema.progress import Progress, no_progress
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 BACKOFF_FIRST = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=6)
-#: `last_error_code` of a URL marked expired because its signed expiry passed (no request made).
-SIGNATURE_EXPIRED = "signed-expiry-passed"
-#: Rows per UPDATE batch, and ids per IN (...) list (under SQLite's and psycopg's bind limits).
-WRITE_BATCH = 500
+#: Ids per IN (...) list (under SQLite's and psycopg's bind limits).
 ID_CHUNK = 5000
 #: Rows read per page: memory stays flat however many URLs a run checks.
 PAGE_SIZE = 5000
@@ -70,6 +73,7 @@ class CheckSummary:
     errors: int = 0  # probes without an answer or with a transient one (tried again later)
     refused: int = 0  # URLs the network guard refused: never requested
     without_network: int = 0  # settled from their signature (expired, not yet valid), no request
+    predicted: int = 0  # swept to expired (predicted) before the run: their expiry had passed
     thumbnails: int = 0  # thumbnails fetched for live URLs that had none
     seconds: float = 0.0
 
@@ -80,6 +84,8 @@ class CheckSummary:
             + (f": {states}" if states else "")
         ]
         parts.append(f"{self.changed} changed")
+        if self.predicted:
+            parts.append(f"{self.predicted} past their expiry marked expired (predicted)")
         if self.without_network:
             parts.append(f"{self.without_network} settled by their signature (no request)")
         if self.errors:
@@ -147,8 +153,10 @@ async def check_images_async(
     options = options or CheckOptions()
     started = time.perf_counter()
     now = options.now or utcnow()
+    predicted = (await asyncio.to_thread(expire_lapsed, engine, now)).count
     chosen = selections(options.chosen_mode, options.image_ids, options.stale_after, now)
     run = _Run(engine, await asyncio.to_thread(count_rows, engine, chosen), on_progress)
+    run.summary.predicted = predicted
     if run.summary.checked == 0:
         run.summary.seconds = time.perf_counter() - started
         return run.summary
@@ -165,13 +173,20 @@ async def check_images_async(
                         # once its backoff is over (by then it usually is valid).
                         failures = row.check_failures + 1
                         run.record(
-                            row, _update(row, UrlState.unknown, now, None, NOT_YET_VALID, failures)
+                            row,
+                            url_update(row, UrlState.unknown, now, None, NOT_YET_VALID, failures),
                         )
                         run.summary.without_network += 1
                     elif signed is not None and signed.expires_at <= now:
-                        run.record(
-                            row, _update(row, UrlState.expired, now, None, SIGNATURE_EXPIRED, 0)
-                        )
+                        if row.url_state == UrlState.expired and not is_predicted_expired(
+                            row.url_state, row.last_error_code
+                        ):
+                            run.keep(row)  # a host said so already: its answer stays the record
+                        else:
+                            update_row = url_update(
+                                row, UrlState.expired, now, None, SIGNATURE_EXPIRED, 0
+                            )
+                            run.record(row, update_row)
                         run.summary.without_network += 1
                     else:
                         probe.append((row, row.url))
@@ -221,6 +236,12 @@ class _Run:
         refused = update_row["b_code"] == REFUSED_ADDRESS
         self.summary.refused += refused
         self.summary.errors += update_row["b_failures"] > 0 and not refused
+        self.done += 1
+        self.on_progress(self.done, self.summary.checked)
+
+    def keep(self, row: Row) -> None:
+        """Count a row settled as it already stands (nothing to write)."""
+        self.summary.states[row.url_state] += 1
         self.done += 1
         self.on_progress(self.done, self.summary.checked)
 
@@ -306,6 +327,7 @@ def _columns() -> list[Any]:
         IMAGES.c.position,
         IMAGES.c.url,
         IMAGES.c.url_state,
+        IMAGES.c.last_error_code,
         IMAGES.c.check_failures,
         IMAGES.c.thumbnail.is_(None).label("needs_thumbnail"),
     ]
@@ -320,11 +342,13 @@ def due_query(now: datetime, stale_after: timedelta, *conditions: Any) -> Any:
     """The due rows: a UNION of index-friendly branches (`url_state` plus one time column)."""
     cutoff = now - stale_after
     checkable = IMAGES.c.url_state.in_([UrlState.live.value, UrlState.unknown.value])
-    base = [checkable, IMAGES.c.url.is_not(None), _backoff_over(now), *conditions]
-    lapsed = select(*_columns()).where(
-        *base,
+    guarded = [IMAGES.c.url.is_not(None), _backoff_over(now), *conditions]
+    base = [checkable, *guarded]
+    estimated = select(*_columns()).where(
+        IMAGES.c.url_state == UrlState.expired.value,
         IMAGES.c.expires_at <= now,
-        or_(IMAGES.c.last_checked_at.is_(None), IMAGES.c.last_checked_at < IMAGES.c.expires_at),
+        IMAGES.c.last_error_code == ESTIMATE_PASSED,
+        *guarded,
     )
     stale = select(*_columns()).where(*base, IMAGES.c.last_checked_at <= cutoff)
     never_checked = (
@@ -338,7 +362,7 @@ def due_query(now: datetime, stale_after: timedelta, *conditions: Any) -> Any:
         IMAGES.c.check_failures > 0,
         IMAGES.c.last_checked_at <= now - backoff(1),  # implied by the backoff; a range read
     )
-    return union(lapsed, stale, never_checked, retry)
+    return union(estimated, stale, never_checked, retry)
 
 
 def _backoff_over(now: datetime) -> Any:
@@ -354,51 +378,16 @@ def _backoff_over(now: datetime) -> Any:
 
 
 def _after_probe(row: Row, result: ProbeResult) -> dict[str, Any]:
+    code = result.error_code
     if result.state is UrlState.unknown:
         # No verdict: an expired URL stays expired (expiry is final); others become unknown.
         state = UrlState.expired if row.url_state == UrlState.expired else UrlState.unknown
         failures = row.check_failures + 1
+        if is_predicted_expired(row.url_state, row.last_error_code):
+            code = row.last_error_code  # still a prediction: no host has confirmed it
     else:
         state, failures = result.state, 0
-    return _update(row, state, result.checked_at, result.http_status, result.error_code, failures)
-
-
-def _update(
-    row: Row,
-    state: UrlState,
-    checked_at: datetime,
-    status: int | None,
-    code: str | None,
-    failures: int,
-) -> dict[str, Any]:
-    return {
-        "b_id": row.id,
-        "b_state": state.value,
-        "b_checked_at": checked_at,
-        "b_status": status,
-        "b_code": code,
-        "b_failures": failures,
-    }
-
-
-_UPDATE = (
-    update(IMAGES)
-    .where(IMAGES.c.id == bindparam("b_id"))
-    .values(
-        url_state=bindparam("b_state"),
-        last_checked_at=bindparam("b_checked_at"),
-        last_http_status=bindparam("b_status"),
-        last_error_code=bindparam("b_code"),
-        check_failures=bindparam("b_failures"),
-    )
-)
-
-
-def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE per batch, in one transaction."""
-    with engine.begin() as connection:
-        for start in range(0, len(updates), WRITE_BATCH):
-            connection.execute(_UPDATE, updates[start : start + WRITE_BATCH])
+    return url_update(row, state, result.checked_at, result.http_status, code, failures)
 
 
 def save_thumbnails(

@@ -71,6 +71,9 @@ LOG_COLUMNS = [
     "cost_usd",
     "url_state",
     "expires_at",
+    "last_checked_at",
+    "last_http_status",
+    "last_error_code",
     "thumbnail",
     "image_count",
     "verdicts",
@@ -83,6 +86,9 @@ GALLERY_COLUMNS = [
     "url",
     "url_state",
     "expires_at",
+    "last_checked_at",
+    "last_http_status",
+    "last_error_code",
     "verdict",
     "provider",
     "model",
@@ -179,8 +185,9 @@ def list_logs(
 ) -> LogPage:
     """One page of calls matching `flt`, newest first, older than `after` / newer than `before`.
 
-    `url_state`, `expires_at` and `thumbnail` are those of the call's first image (position 0
-    in practice); a call without images has None there. `verdicts` are those of all its
+    `url_state`, `expires_at`, the last check's time, status and code, and `thumbnail` are
+    those of the call's first image (position 0 in practice); a call without images has None
+    there. `verdicts` are those of all its
     images (UNREVIEWED for an image without one), in `VERDICT_ORDER`.
     """
     require_positive(limit=limit)
@@ -212,7 +219,7 @@ def list_logs(
     if backwards:
         records.reverse()
     frame = pd.DataFrame.from_records(records, columns=LOG_COLUMNS)
-    _utc_columns(frame, "created_at", "expires_at")
+    _utc_columns(frame, "created_at", "expires_at", "last_checked_at")
     first, last = (_cursor_of(records[0]), _cursor_of(records[-1])) if records else (None, None)
     if backwards:
         return LogPage(frame, next_cursor=last, prev_cursor=first if more else None)
@@ -259,6 +266,9 @@ def _with_first_image(page: Subquery) -> Select:
         g.image_count,
         IMAGES.c.url_state,
         IMAGES.c.expires_at,
+        IMAGES.c.last_checked_at,
+        IMAGES.c.last_http_status,
+        IMAGES.c.last_error_code,
         IMAGES.c.thumbnail,
         *[_has_verdict(page, value).label(f"has_{value}") for value in VERDICT_ORDER],
     ).select_from(
@@ -368,6 +378,9 @@ def list_gallery(
             i.url,
             i.url_state,
             i.expires_at,
+            i.last_checked_at,
+            i.last_http_status,
+            i.last_error_code,
             i.verdict,
             g.provider,
             g.model,
@@ -384,7 +397,7 @@ def list_gallery(
     more = len(records) > limit
     records = records[:limit]
     frame = pd.DataFrame.from_records(records, columns=GALLERY_COLUMNS)
-    _utc_columns(frame, "created_at", "expires_at")
+    _utc_columns(frame, "created_at", "expires_at", "last_checked_at")
     next_cursor = None
     if more:
         last = records[-1]

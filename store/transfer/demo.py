@@ -9,9 +9,10 @@ pool and reused, so a million rows cost a few hundred drawings, not a million.
 
 URL states follow what the recorder and checker would have left: a URL whose signature is still
 valid was fetched at creation (live, checked then); one whose signature lapsed before the last
-simulated sweep (LAST_SWEEP_AGO) is expired; one that lapsed since is still marked live and is
-due, so `check --due` marks it expired from its signed expiry alone. Unsigned URLs past their
-host's known lifetime are expired (a probe found them gone). Costs are left to the pricing module.
+simulated sweep (LAST_SWEEP_AGO) is expired (predicted, from its signed expiry); one that
+lapsed since is still marked live, as a log imported from elsewhere would have it, and the
+first read's lapse sweep marks it expired (predicted). Unsigned URLs past their host's known
+lifetime are expired (a probe found them gone: 404). Costs are left to the pricing module.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine
 
 from store.capture.writer import insert_calls
+from store.expiry.prediction import SIGNATURE_EXPIRED
 from store.media.thumbnails import ImageFacts, make_thumbnail
 from store.schema.models import Status, UrlState, utcnow
 from store.schema.progress import Progress, no_progress
@@ -805,9 +807,10 @@ class DemoGenerator:
             image: dict[str, Any] = {**_IMAGE_DEFAULTS, **facts.columns(), "reviews": []}
             if spec.delivery != "b64":
                 url, expires_at = URL_MAKERS[spec.delivery](self.rng, record_id, created, position)
-                state, checked_at = self._url_state(spec.delivery, expires_at, fetched_at)
                 image.update(
-                    url=url, expires_at=expires_at, url_state=state, last_checked_at=checked_at
+                    url=url,
+                    expires_at=expires_at,
+                    **self._url_state(spec.delivery, expires_at, fetched_at),
                 )
             else:
                 image.update(url_state=UrlState.none.value)
@@ -816,20 +819,33 @@ class DemoGenerator:
 
     def _url_state(
         self, delivery: str, expires_at: datetime | None, fetched_at: datetime
-    ) -> tuple[str, datetime]:
-        """What the recorder's fetch and the simulated sweeps left on this URL."""
+    ) -> dict[str, Any]:
+        """The URL columns the recorder's fetch and the simulated sweeps left on this URL."""
+        live = {
+            "url_state": UrlState.live.value,
+            "last_checked_at": fetched_at,
+            "last_http_status": 200,
+        }
         if expires_at is None or expires_at > self.now:
-            return UrlState.live.value, fetched_at
+            return live
         last_sweep = self.now - LAST_SWEEP_AGO
         if delivery in SIGNED_DELIVERIES:
             if expires_at > last_sweep:
-                return UrlState.live.value, fetched_at  # lapsed since the last sweep: due
-            # The first sweep after the lapse saw the signed expiry pass.
+                return live  # lapsed since the last sweep: the next read sweeps it
+            # The first sweep after the lapse saw the signed expiry pass: a prediction.
             swept_at = last_sweep - ((last_sweep - expires_at) // SWEEP_EVERY) * SWEEP_EVERY
-        else:
-            # A probe soon after the host's known lifetime found it gone.
-            swept_at = min(self.now, expires_at + timedelta(minutes=self.rng.uniform(1, 30)))
-        return UrlState.expired.value, swept_at
+            return {
+                "url_state": UrlState.expired.value,
+                "last_checked_at": swept_at,
+                "last_error_code": SIGNATURE_EXPIRED,
+            }
+        # A probe soon after the host's known lifetime found it gone.
+        probed_at = min(self.now, expires_at + timedelta(minutes=self.rng.uniform(1, 30)))
+        return {
+            "url_state": UrlState.expired.value,
+            "last_checked_at": probed_at,
+            "last_http_status": 404,
+        }
 
 
 def _defaults(model: type[BaseModel]) -> dict[str, Any]:
