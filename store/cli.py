@@ -700,6 +700,35 @@ def _run_review_trail(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- rollups ----------------------------------------------------------------------------------
+
+
+def _add_rollups(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "rollups",
+        help="the Analytics page's hourly rollups: count them again from the calls",
+        description="The Analytics page reads hourly rollups that every write keeps in step. "
+        "--rebuild counts them, and each call's URL-state summary, again from the calls and "
+        "images (after the log was changed by hand, say).",
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", required=True, help="count the rollups again"
+    )
+    parser.set_defaults(run=_run_rollups)
+
+
+def _run_rollups(args: argparse.Namespace) -> int:
+    import time
+
+    from store.schema.rollups import rebuild
+
+    with opened_engine(args) as engine:
+        started = time.perf_counter()
+        rows = rebuild(engine)
+    print(f"Rebuilt the rollups: {rows:,} rows in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
 # --- the command list: add yours here -----------------------------------------------------------
 
 COMMANDS: list[Callable[[Subparsers], None]] = [
@@ -711,4 +740,5 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_thumbnails,
     _add_check,
     _add_review,
+    _add_rollups,
 ]

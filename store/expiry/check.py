@@ -44,12 +44,15 @@ from store.media.thumbnail_worker import ThumbnailWorker
 from store.media.url_answers import NOT_YET_VALID
 from store.schema.models import GENERATIONS, IMAGES, UrlState, utcnow
 from store.schema.progress import Progress, no_progress
+from store.schema.rollups import url_states_changed
 
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 BACKOFF_FIRST = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=6)
 #: `last_error_code` of a URL marked expired because its signed expiry passed (no request made).
 SIGNATURE_EXPIRED = "signed-expiry-passed"
+#: The key of an update naming the call whose URL state it changes (not a column).
+CHANGED_CALL = "changed_call"
 #: Rows per UPDATE batch, and ids per IN (...) list (under SQLite's and psycopg's bind limits).
 WRITE_BATCH = 500
 ID_CHUNK = 5000
@@ -373,6 +376,8 @@ def _update(
 ) -> dict[str, Any]:
     return {
         "b_id": row.id,
+        # The call whose URL-state summary and rollups move with this row (None: no change).
+        CHANGED_CALL: row.generation_id if state.value != row.url_state else None,
         "b_state": state.value,
         "b_checked_at": checked_at,
         "b_status": status,
@@ -395,10 +400,14 @@ _UPDATE = (
 
 
 def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE per batch, in one transaction."""
+    """One executemany UPDATE per batch, in one transaction with the move of the changed
+    calls' URL-state summaries and rollups."""
+    changed = {update[CHANGED_CALL] for update in updates if update[CHANGED_CALL] is not None}
+    rows = [{k: v for k, v in update.items() if k != CHANGED_CALL} for update in updates]
     with engine.begin() as connection:
-        for start in range(0, len(updates), WRITE_BATCH):
-            connection.execute(_UPDATE, updates[start : start + WRITE_BATCH])
+        for start in range(0, len(rows), WRITE_BATCH):
+            connection.execute(_UPDATE, rows[start : start + WRITE_BATCH])
+        url_states_changed(connection, changed)
 
 
 def save_thumbnails(

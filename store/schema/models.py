@@ -1,7 +1,8 @@
 """The shape of the log, declared once: the tables, their columns, widths and indexes.
 
 One `generations` row per image-generation request, one `images` row per returned image, and
-one `reviews` row per verdict a reviewer gave an image (appended, never changed).
+one `reviews` row per verdict a reviewer gave an image (appended, never changed), and the
+`call_rollups` the Analytics page reads, kept in step with the calls.
 Column names are plain words and JSON lives in `*_json` columns, so the log reads well from
 `sqlite3`, `psql` or Datasette without this package. All times are UTC: timestamptz on
 PostgreSQL, ISO text without offset on SQLite; Python sees aware UTC datetimes.
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Text,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
@@ -312,6 +314,19 @@ class ImageKeys(SQLModel):
     position: int = 0
 
 
+class UrlStateSummary(SQLModel):
+    """How many of a call's images are in each URL state: the per-call summary that lets the
+    URL-state filter read one partial index of `generations` (as fast as the provider filter)
+    instead of asking `images` per call, and that tells the rollups exactly what to take back
+    when a state changes (store/schema/rollups.py keeps both in step). Derived state, not
+    record content: the writer counts it from the images it inserts."""
+
+    images_live: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    images_expired: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    images_unknown: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    images_none: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
 class ImageVerdict(SQLModel):
     """An image's current verdict: that of its last `reviews` row, written in the same
     transaction (store/review/), so the verdict filters and the Review page's walk read an
@@ -361,7 +376,20 @@ class ReviewFields(SQLModel):
 # --- the tables -----------------------------------------------------------------------------
 
 
-class Generation(GenerationFields, table=True):
+def _has_state(state: UrlState) -> Index:
+    """Calls with an image in `state`, newest first: the Logs and Gallery URL-state filter's
+    ordered range (a partial index, so it holds those calls alone)."""
+    condition = text(f"images_{state.value} > 0")
+    return Index(
+        f"ix_generations_{state.value}_created_at_id",
+        "created_at",
+        "id",
+        sqlite_where=condition,
+        postgresql_where=condition,
+    )
+
+
+class Generation(UrlStateSummary, GenerationFields, table=True):
     """The `generations` table."""
 
     __tablename__ = "generations"
@@ -394,6 +422,7 @@ class Generation(GenerationFields, table=True):
             "ix_generations_provider_latency_ms",
             *("provider", "latency_ms", "model", "created_at", "status", "cost_usd"),
         ),
+        *(_has_state(state) for state in UrlState),
         # Prompt search on PostgreSQL; SQLite searches an FTS5 table (PROMPT_SEARCH_SQLITE).
         only_on(
             "postgresql",
@@ -442,6 +471,37 @@ class Review(ReviewFields, table=True):
     id: int | None = Field(default=None, primary_key=True)
 
 
+class CallRollup(SQLModel, table=True):
+    """The `call_rollups` table: the Analytics page's figures, summed per UTC hour and per
+    value of every dimension the page filters or groups by (store/schema/rollups.py keeps it
+    in step with the calls, in the writer's and every URL-state change's transaction).
+
+    `url_states` is the set of URL states of the call's images as bits (`rollups.STATE_BITS`;
+    0: no image), so "calls with an expired image" is a sum over the keys holding that bit.
+    `http_status` 0 stands for none (no HTTP answer). `latency_bucket` is the call's latency
+    on a ~5% geometric scale (`rollups.latency_bucket`; -1: no latency), the histogram the
+    page's p50/p95 are read from.
+    """
+
+    __tablename__ = "call_rollups"
+
+    hour: datetime = Field(primary_key=True)
+    provider: str = Field(primary_key=True, max_length=100)
+    model: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=10)
+    url_states: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    http_status: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    latency_bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    calls: int = 0
+    images: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0  # calls without a price (cost_usd NULL): a cost total says how many
+    images_live: int = 0
+    images_expired: int = 0
+    images_unknown: int = 0
+    images_none: int = 0
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True
     assert isinstance(table, Table)
@@ -452,6 +512,7 @@ def _table(model: type[SQLModel]) -> Table:
 GENERATIONS: Table = _table(Generation)
 IMAGES: Table = _table(Image)
 REVIEWS: Table = _table(Review)
+CALL_ROLLUPS: Table = _table(CallRollup)
 
 
 def current_verdict(generation_id: Any, position: Any) -> ScalarSelect[Any]:

@@ -1,0 +1,178 @@
+"""The Analytics rollups and each call's URL-state summary stay equal to the raw rows.
+
+Every figure of `call_rollups` is compared with an aggregate worked out here, in Python, from
+the raw `generations` and `images` rows (not through the SQL that maintains the rollups),
+after each way the log changes: recording, importing, checking, a signed expiry passing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from store.capture.writer import insert_calls
+from store.cli import main
+from store.expiry import CheckOptions, check_images
+from store.queries import LogFilter
+from store.schema.db import make_engine
+from store.schema.models import CALL_ROLLUPS, GENERATIONS, IMAGES, as_utc, utcnow
+from store.schema.records import CallRecord, ImageRecord
+from store.schema.rollups import (
+    NO_HTTP_STATUS,
+    STATE_BITS,
+    STATE_COLUMNS,
+    bucket_value,
+    latency_bucket,
+    rebuild,
+)
+from store.transfer.demo import load_demo
+from store.transfer.jsonl import export_records, import_jsonl
+from tests.standins.openai_server import _draw
+
+HOUR = timedelta(hours=1)
+
+
+def raw_rollups(engine) -> dict[tuple, dict[str, float]]:
+    """The rollups as the raw rows give them, worked out in Python."""
+    with engine.connect() as connection:
+        states: dict[str, Counter[str]] = defaultdict(Counter)
+        for generation_id, state in connection.execute(
+            select(IMAGES.c.generation_id, IMAGES.c.url_state)
+        ):
+            states[generation_id][state] += 1
+        calls = connection.execute(select(GENERATIONS)).mappings().all()
+    sums: dict[tuple, dict[str, float]] = defaultdict(Counter)  # type: ignore[arg-type]
+    for call in calls:
+        counted = states[call["id"]]
+        key = (
+            as_utc(call["created_at"]).replace(minute=0, second=0, microsecond=0),
+            call["provider"],
+            call["model"],
+            call["status"],
+            sum(bit for state, bit in STATE_BITS.items() if counted[state.value]),
+            call["http_status"] or NO_HTTP_STATUS,
+            latency_bucket(call["latency_ms"]),
+        )
+        row = sums[key]
+        row["calls"] += 1
+        row["images"] += call["image_count"]
+        row["cost_usd"] += call["cost_usd"] or 0.0
+        row["unpriced"] += call["cost_usd"] is None
+        for state, column in STATE_COLUMNS.items():
+            row[column] += counted[state.value]
+    return {key: dict(row) for key, row in sums.items()}
+
+
+def stored_rollups(engine) -> dict[tuple, dict[str, float]]:
+    r = CALL_ROLLUPS.c
+    keys = [r.hour, r.provider, r.model, r.status, r.url_states, r.http_status, r.latency_bucket]
+    sums = ["calls", "images", "cost_usd", "unpriced", *STATE_COLUMNS.values()]
+    with engine.connect() as connection:
+        rows = connection.execute(select(CALL_ROLLUPS)).mappings().all()
+    return {
+        (as_utc(row["hour"]), *(row[key.name] for key in keys[1:])): {
+            name: row[name] for name in sums
+        }
+        for row in rows
+    }
+
+
+def summaries_match(engine) -> bool:
+    """Every call's summary columns hold the counts of its images' states."""
+    with engine.connect() as connection:
+        counted: dict[str, Counter[str]] = defaultdict(Counter)
+        for generation_id, state in connection.execute(
+            select(IMAGES.c.generation_id, IMAGES.c.url_state)
+        ):
+            counted[generation_id][state] += 1
+        rows = connection.execute(select(GENERATIONS)).mappings().all()
+    return all(
+        row[column] == counted[row["id"]][state.value]
+        for row in rows
+        for state, column in STATE_COLUMNS.items()
+    )
+
+
+def assert_in_step(engine) -> None:
+    raw, stored = raw_rollups(engine), stored_rollups(engine)
+    assert raw.keys() == stored.keys()
+    for key, figures in raw.items():
+        assert stored[key] == pytest.approx(figures, rel=1e-9, abs=1e-9), key
+    assert summaries_match(engine)
+
+
+def test_rollups_equal_the_raw_rows_after_recording_importing_checking_and_expiring(
+    engine, recorder, openai_api, host, tmp_path
+):
+    # Recording: a hosted image downloads (live), a dead link fails (expired), b64 has no URL.
+    recorder.record(CallRecord(provider="p", images=[ImageRecord(url=openai_api.host(_png()))]))
+    recorder.record(CallRecord(provider="p", images=[ImageRecord(url=host.plain_url("gone", "a"))]))
+    recorder.record(CallRecord(provider="p", latency_ms=812.5, images=[ImageRecord(data=_png())]))
+    recorder.record(CallRecord(provider="p", status="error", http_status=429))
+    assert recorder.flush(timeout=30)
+    engine = recorder.engine
+    assert_in_step(engine)
+
+    # Importing: another log's demo calls, twice (the second import adds nothing).
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    now = (utcnow() - timedelta(days=1)).replace(hour=15, minute=0, second=0, microsecond=0)
+    load_demo(other, count=300, seed=5, now=now)
+    exported = tmp_path / "calls.jsonl"
+    with exported.open("w") as out:
+        export_records(other, LogFilter(), "jsonl", out)
+    other.dispose()
+    import_jsonl(engine, exported)
+    import_jsonl(engine, exported)
+    assert_in_step(engine)
+
+    # Expiring: the signed URLs whose expiry passed are marked expired without a request.
+    due = check_images(engine, CheckOptions(mode="due", stale_after=timedelta(days=365), now=now))
+    assert due.changed > 0
+    assert_in_step(engine)
+
+    # Checking: the hosts answer (live, expired, unknown), calls with several images included.
+    insert_calls(
+        engine,
+        [
+            CallRecord(
+                provider="p",
+                latency_ms=40_000.0,
+                images=[
+                    ImageRecord(url=host.plain_url("get-only", "a.png")),
+                    ImageRecord(url=host.plain_url("gone", "b.png")),
+                    ImageRecord(url=host.plain_url("unavailable", "c.png")),
+                ],
+            )
+        ],
+    )
+    assert_in_step(engine)
+    check_images(engine, CheckOptions(mode="all", timeout=1.5, fetch_thumbnails=False))
+    assert_in_step(engine)
+
+
+def test_a_rebuild_repairs_rollups_and_summaries_changed_behind_their_back(engine, capsys):
+    load_demo(engine, count=200, seed=3)
+    with engine.begin() as connection:  # a hand edit that bypasses the upkeep
+        connection.execute(update(IMAGES).values(url_state="expired"))
+        connection.execute(update(CALL_ROLLUPS).values(calls=CALL_ROLLUPS.c.calls + 1))
+
+    assert main(["--database-url", engine.url.render_as_string(False), "rollups", "--rebuild"]) == 0
+
+    assert "Rebuilt the rollups" in capsys.readouterr().out
+    assert_in_step(engine)
+    assert rebuild(engine) == len(stored_rollups(engine))
+
+
+def test_a_latency_read_back_from_its_bucket_is_within_three_percent():
+    for latency in (1.0, 3.7, 812.5, 14_900.0, 48_455.0, 300_000.0):
+        assert bucket_value(latency_bucket(latency)) == pytest.approx(latency, rel=0.026)
+    assert latency_bucket(None) < 0 <= latency_bucket(0.2)
+    assert math.isclose(bucket_value(0), 0.5)
+
+
+def _png() -> bytes:
+    return _draw("64x48", "rollups")
