@@ -141,6 +141,8 @@ def names_of(frame: pd.DataFrame, column: str = "id") -> list[str]:
         (LogFilter(url_states=("expired",)), ["fox_azure", "cat_openai"]),
         (LogFilter(url_states=("none",)), ["b64_replicate"]),
         (LogFilter(url_states=("unknown", "none")), ["unknown_bfl", "b64_replicate"]),
+        (LogFilter(url_states=("live", "expired")), ["fox_azure", "cat_openai", "fox_openai"]),
+        (LogFilter(url_states=("nosuch",)), []),
         (LogFilter(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3)),
          ["fox_azure", "cat_openai"]),
         (LogFilter(min_cost=0.05, max_cost=0.1), ["unknown_bfl", "fox_azure"]),

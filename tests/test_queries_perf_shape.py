@@ -220,25 +220,31 @@ def test_a_date_range_is_one_range_of_the_time_index(filled):
     assert_no_full_scan_or_sort(filled, plan)
 
 
-def test_a_common_url_state_is_tested_call_by_call_along_the_time_index(filled, monkeypatch):
-    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # 100 expired images: "common"
+@pytest.mark.parametrize("probe_below", [10, 5_000], ids=["common", "rare"])
+def test_a_url_state_is_read_in_time_order_from_its_partial_index(filled, monkeypatch, probe_below):
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", probe_below)  # 100 expired images
+    flt = LogFilter(url_states=("expired",))
+    cursor = list_logs(filled, flt, limit=5).next_cursor
 
-    plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired",))))
+    first = page_plan(filled, lambda: list_logs(filled, flt))
+    following = page_plan(filled, lambda: list_logs(filled, flt, after=cursor))
 
-    assert_no_full_scan_or_sort(filled, plan)
-    if not is_postgres(filled):
-        assert "SCAN generations USING COVERING INDEX ix_generations_created_at_id" in plan, plan
-        assert "ix_images_generation_id_url_state (generation_id=? AND url_state=?)" in plan, plan
+    for plan in (first, following):
+        assert_no_full_scan_or_sort(filled, plan)
+        assert "ix_images_generation_id_url_state" not in plan, plan  # no per-call lookup
+        if not is_postgres(filled):
+            assert "USING INDEX ix_generations_expired_created_at_id" in plan, plan
 
 
-def test_a_rare_url_state_is_read_from_the_url_state_index(filled):
-    plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired",))))
+def test_several_url_states_are_read_as_ordered_ranges_and_merged(filled):
+    plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired", "live"))))
 
     if is_postgres(filled):
         assert "Seq Scan" not in plan, plan
     else:
-        assert "USING INDEX ix_images_url_state_" in plan and "(url_state=?)" in plan, plan
-        assert "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)" in plan
+        assert "INDEX ix_generations_expired_created_at_id" in plan, plan
+        assert "INDEX ix_generations_live_created_at_id" in plan, plan
+        assert sqlite_sorts_only_merged_pages(plan), plan
 
 
 def test_prompt_search_is_answered_by_the_full_text_index(filled):
