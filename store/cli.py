@@ -389,7 +389,8 @@ def _copy_stopped(reason: str) -> int:
 
 def _add_stats(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
-        "stats", help="calls, errors, cost and latency by provider (or model)"
+        "stats",
+        help="calls, errors, cost (and unpriced calls) and latency by provider (or model)",
     )
     parser.add_argument(
         "--by", choices=["provider", "model"], default="provider", help="group rows by"
@@ -421,21 +422,28 @@ STATS_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("errors", "errors", lambda n: f"{int(n):,}"),
     ("images", "images", lambda n: f"{int(n or 0):,}"),
     ("cost USD", "cost_usd", lambda cost: f"{float(cost):,.2f}"),
+    ("unpriced", "unpriced", lambda n: f"{int(n or 0):,}"),
     ("p50 s", "p50_latency_ms", _seconds),
     ("p95 s", "p95_latency_ms", _seconds),
 )
-_NUMERIC_HEADINGS = {"calls", "errors", "images", "cost USD", "p50 s", "p95 s"}
+_NUMERIC_HEADINGS = {"calls", "errors", "images", "cost USD", "unpriced", "p50 s", "p95 s"}
 
 
 def format_summary_table(rows: Sequence[Mapping[Hashable, Any]]) -> str:
-    """A plain-text table of `provider_summary` rows with a total line (latency: no total)."""
+    """A plain-text table of `provider_summary` rows with a total line (latency: no total).
+
+    `unpriced` counts the calls without a price beside the cost they are not part of (a cost
+    of 0.00 with unpriced calls is not "free")."""
     if not rows:
         return "no calls match"
     columns = [column for column in STATS_COLUMNS if column[1] in rows[0]]
     total: dict[Hashable, Any] = {
         "provider": "total",
         "model": None,
-        **{key: sum(row[key] or 0 for row in rows) for key in ("calls", "errors", "images")},
+        **{
+            key: sum(row.get(key) or 0 for row in rows)
+            for key in ("calls", "errors", "images", "unpriced")
+        },
         "cost_usd": sum(row["cost_usd"] or 0.0 for row in rows),
         "p50_latency_ms": None,
         "p95_latency_ms": None,

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
 from store.capture.writer import insert_calls
 from store.cli import main
 from store.expiry import CheckOptions, check_images
-from store.queries import LogFilter
+from store.queries import LogFilter, overview, provider_summary
 from store.schema.db import make_engine
 from store.schema.models import CALL_ROLLUPS, GENERATIONS, IMAGES, as_utc, utcnow
 from store.schema.records import CallRecord, ImageRecord
@@ -176,3 +177,145 @@ def test_a_latency_read_back_from_its_bucket_is_within_three_percent():
 
 def _png() -> bytes:
     return _draw("64x48", "rollups")
+
+
+def raw_totals(engine, flt: LogFilter) -> dict[str, dict[str, float]]:
+    """Per provider: calls, errors, images, cost, unpriced of the calls `flt` keeps, from the
+    raw rows in Python (URL states from `images`, not from the summary)."""
+    with engine.connect() as connection:
+        states: dict[str, set[str]] = defaultdict(set)
+        for generation_id, state in connection.execute(
+            select(IMAGES.c.generation_id, IMAGES.c.url_state)
+        ):
+            states[generation_id].add(state)
+        calls = connection.execute(select(GENERATIONS)).mappings().all()
+    totals: dict[str, Counter] = defaultdict(Counter)
+    for call in calls:
+        created = as_utc(call["created_at"])
+        if (
+            (flt.providers and call["provider"] not in flt.providers)
+            or (flt.statuses and call["status"] not in flt.statuses)
+            or (flt.url_states and not states[call["id"]] & set(flt.url_states))
+            or (flt.since and created < flt.since)
+            or (flt.until and created >= flt.until)
+            or (flt.min_cost is not None and (call["cost_usd"] or 0) < flt.min_cost)
+        ):
+            continue
+        row = totals[call["provider"]]
+        row["calls"] += 1
+        row["errors"] += call["status"] == "error"
+        row["images"] += call["image_count"]
+        row["cost_usd"] += call["cost_usd"] or 0.0
+        row["unpriced"] += call["cost_usd"] is None
+    return {provider: dict(row) for provider, row in totals.items()}
+
+
+def demo_log(engine) -> datetime:
+    now = (utcnow() - timedelta(days=1)).replace(hour=15, minute=0, second=0, microsecond=0)
+    load_demo(engine, count=400, seed=11, now=now)
+    check_images(engine, CheckOptions(mode="due", stale_after=timedelta(days=365), now=now))
+    return now
+
+
+VIEWS = {
+    "all": lambda now: LogFilter(),
+    "provider": lambda now: LogFilter(providers=("openai", "replicate")),
+    "status": lambda now: LogFilter(statuses=("error",)),
+    "expired": lambda now: LogFilter(url_states=("expired",)),
+    "states": lambda now: LogFilter(url_states=("live", "none")),
+    # Dates that cut hours: the cut hours come from the calls, the whole ones from the rollups.
+    "dates": lambda now: LogFilter(
+        since=now - timedelta(days=6, minutes=17), until=now - timedelta(days=1, minutes=41)
+    ),
+    "one hour": lambda now: LogFilter(
+        since=now - timedelta(hours=3, minutes=50), until=now - timedelta(hours=3, minutes=10)
+    ),
+    "cost": lambda now: LogFilter(min_cost=0.03),  # not a rollup dimension: from the calls
+}
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=list(VIEWS))
+def test_analytics_and_stats_give_the_raw_rows_figures(engine, view, capsys):
+    now = demo_log(engine)
+    flt = VIEWS[view](now)
+    expected = raw_totals(engine, flt)
+
+    result = overview(engine, flt, "hour", now=now)
+    stats = provider_summary(engine, flt)
+    url = engine.url.render_as_string(False)
+    assert main(["--database-url", url, "stats", *_flags(flt)]) == 0
+    printed = capsys.readouterr().out
+
+    assert result.from_rollups == (view != "cost")
+    for frame in (result.providers, stats):
+        got = {
+            row["provider"]: {name: row[name] for name in TOTALS}
+            for row in frame.to_dict("records")
+        }
+        assert got.keys() == expected.keys()
+        for provider, figures in expected.items():
+            assert got[provider] == pytest.approx(figures), provider
+    summary = result.summary
+    assert summary.calls == sum(row["calls"] for row in expected.values())
+    assert summary.unpriced == sum(row["unpriced"] for row in expected.values())
+    assert summary.cost_usd == pytest.approx(sum(row["cost_usd"] for row in expected.values()))
+    assert int(result.activity["calls"].sum()) == summary.calls
+    assert int(result.errors["errors"].sum()) == summary.errors
+    if expected:
+        total = printed.splitlines()[-1].split()
+        assert total[1:6] == [
+            f"{summary.calls:,}",
+            f"{summary.errors:,}",
+            f"{summary.images:,}",
+            f"{summary.cost_usd:,.2f}",
+            f"{summary.unpriced:,}",
+        ]
+
+
+TOTALS = ("calls", "errors", "images", "cost_usd", "unpriced")
+
+
+def _flags(flt: LogFilter) -> list[str]:
+    flags = []
+    for provider in flt.providers:
+        flags += ["--provider", provider]
+    for status in flt.statuses:
+        flags += ["--status", status]
+    for state in flt.url_states:
+        flags += ["--url-state", state]
+    if flt.since:
+        flags += ["--since", flt.since.isoformat()]
+    if flt.until:
+        flags += ["--until", flt.until.isoformat()]
+    if flt.min_cost is not None:
+        flags += ["--min-cost", str(flt.min_cost)]
+    return flags
+
+
+def test_percentiles_read_from_the_histogram_are_within_its_resolution(engine):
+    demo_log(engine)
+    with engine.connect() as connection:
+        latencies = defaultdict(list)
+        for provider, latency in connection.execute(
+            select(GENERATIONS.c.provider, GENERATIONS.c.latency_ms).where(
+                GENERATIONS.c.latency_ms.is_not(None)
+            )
+        ):
+            latencies[provider].append(latency)
+
+    frame = provider_summary(engine, LogFilter()).set_index("provider")
+
+    for provider, values in latencies.items():
+        exact = pd.Series(values).quantile([0.5, 0.95]).tolist()
+        got = frame.loc[provider, ["p50_latency_ms", "p95_latency_ms"]].tolist()
+        assert got == pytest.approx(exact, rel=0.026), provider
+
+
+def test_the_last_bucket_of_a_view_that_ends_now_is_marked_partial(engine):
+    now = demo_log(engine)
+
+    daily = overview(engine, LogFilter(), "day", now=now).activity
+    hourly = overview(engine, LogFilter(until=now - timedelta(hours=2)), "hour", now=now)
+
+    assert daily["partial"].tolist() == [False] * (len(daily) - 1) + [True]
+    assert not hourly.activity["partial"].any()  # the view ends on a whole hour

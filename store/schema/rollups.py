@@ -112,8 +112,11 @@ def _url_states_sql() -> ColumnElement[Any]:
     return total
 
 
-def rollup_rows(dialect: str, *conditions: ColumnElement[bool], sign: int = 1) -> Select:
-    """The rollup rows of the calls meeting `conditions`, in key order, times `sign`.
+def rollup_rows(
+    dialect: str, *conditions: ColumnElement[bool], sign: int = 1, ordered: bool = True
+) -> Select:
+    """The rollup rows of the calls meeting `conditions`, times `sign` (in key order unless
+    not `ordered`: a part of a UNION).
 
     The one definition of what a call adds to the rollups: the deltas and `rebuild` insert
     it, and the Analytics page reads the hours a time filter cuts in two through it, so a
@@ -137,7 +140,8 @@ def rollup_rows(dialect: str, *conditions: ColumnElement[bool], sign: int = 1) -
         *[(func.sum(g[name]) * sign).label(name) for name in STATE_COLUMNS.values()],
     ]
     grouping = [key.element for key in keys]
-    return select(*keys, *sums).where(*conditions).group_by(*grouping).order_by(*grouping)
+    rows = select(*keys, *sums).where(*conditions).group_by(*grouping)
+    return rows.order_by(*grouping) if ordered else rows
 
 
 def _add(connection: Connection, rows: Select) -> None:
