@@ -176,7 +176,7 @@ def test_a_next_page_seeks_to_its_cursor_in_the_time_index(filled):
         (LogFilter(providers=("openai",)), "ix_generations_provider_created_at_id"),
         (
             LogFilter(providers=("openai",), models=("dall-e-3",)),
-            "ix_generations_provider_model_created_at_id_totals",
+            "ix_generations_provider_model_created_at_id",
         ),
         (LogFilter(models=("dall-e-3",)), "ix_generations_model_created_at_id"),
         (LogFilter(statuses=("error",)), "ix_generations_status_created_at_id"),

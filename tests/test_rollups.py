@@ -319,3 +319,16 @@ def test_the_last_bucket_of_a_view_that_ends_now_is_marked_partial(engine):
 
     assert daily["partial"].tolist() == [False] * (len(daily) - 1) + [True]
     assert not hourly.activity["partial"].any()  # the view ends on a whole hour
+
+
+def test_upgrading_an_existing_log_fills_the_rollups_from_its_rows(engine):
+    from alembic import command
+
+    from store.schema.db import alembic_config
+
+    demo_log(engine)
+    command.downgrade(alembic_config(engine), "0005")  # a log written before the rollups
+
+    command.upgrade(alembic_config(engine), "head")
+
+    assert_in_step(engine)

@@ -39,9 +39,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
-from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
 
 from store.schema.enums import CostSource, Operation, Status, UrlState, Verdict
@@ -77,26 +74,6 @@ def new_id() -> str:
 PG_PROMPT_TSVECTOR = (
     "to_tsvector('english', (coalesce(prompt, '') || ' ') || coalesce(revised_prompt, ''))"
 )
-
-#: The UTC hour of `created_at` per backend: 'YYYY-MM-DD HH' of SQLite's ISO text (every row
-#: is written by SQLAlchemy in one fixed-width format), a timestamp on PostgreSQL. The
-#: Analytics index is built over it and the Analytics queries group by the same text.
-HOUR_EXPRESSIONS = {
-    "sqlite": "substr(created_at, 1, 13)",
-    "postgresql": "date_trunc('hour', (created_at AT TIME ZONE 'UTC'))",
-}
-
-
-class CreatedHour(ColumnElement[Any]):
-    """`HOUR_EXPRESSIONS` as one index element, written out for whichever backend compiles it."""
-
-    inherit_cache = True
-    type = DateTime()
-
-
-@compiles(CreatedHour)
-def _compile_created_hour(_element: CreatedHour, compiler: Any, **_kw: Any) -> str:
-    return HOUR_EXPRESSIONS[compiler.dialect.name]
 
 
 def only_on(dialect: str, index: Index) -> Index:
@@ -398,30 +375,13 @@ class Generation(UrlStateSummary, GenerationFields, table=True):
         Index("ix_generations_created_at_id", "created_at", "id"),
         # Each filter of that page, read in the same order.
         Index("ix_generations_provider_created_at_id", "provider", "created_at", "id"),
-        # ... which also carries what the Analytics page sums, for index-only aggregates.
         Index(
-            "ix_generations_provider_model_created_at_id_totals",
-            *("provider", "model", "created_at", "id"),
-            *("status", "image_count", "cost_usd", "latency_ms"),
+            "ix_generations_provider_model_created_at_id", "provider", "model", "created_at", "id"
         ),
         Index("ix_generations_model_created_at_id", "model", "created_at", "id"),
         Index("ix_generations_status_created_at_id", "status", "created_at", "id"),
         Index("ix_generations_user_id_created_at_id", "user_id", "created_at", "id"),
-        # The Analytics page's grouped pass: calls by provider, model and UTC hour, no sort.
-        Index(
-            "ix_generations_provider_model_hour_totals",
-            *("provider", "model", CreatedHour(), "created_at"),
-            *("status", "image_count", "cost_usd", "latency_ms"),
-        ),
-        # The Analytics page's percentiles: each group's latencies in order.
-        Index(
-            "ix_generations_provider_model_latency_ms",
-            *("provider", "model", "latency_ms", "created_at", "status", "cost_usd"),
-        ),
-        Index(
-            "ix_generations_provider_latency_ms",
-            *("provider", "latency_ms", "model", "created_at", "status", "cost_usd"),
-        ),
+        # (The Analytics page reads call_rollups: no wide index here carries its sums.)
         *(_has_state(state) for state in UrlState),
         # Prompt search on PostgreSQL; SQLite searches an FTS5 table (PROMPT_SEARCH_SQLITE).
         only_on(

@@ -1,4 +1,4 @@
-"""add the Analytics rollups and each call's URL-state summary
+"""add the Analytics rollups and each call's URL-state summary; drop the wide indexes they replace
 
 At a million calls the Analytics page walked the whole table, and the URL-state filter asked
 `images` about every call. Now:
@@ -10,6 +10,10 @@ At a million calls the Analytics page walked the whole table, and the URL-state 
   provider, model, status, set of URL states (bits), HTTP status and latency bucket (~5%
   geometric: the histogram p50/p95 are read from). The writer and every URL-state change
   keep both in step (store/schema/rollups.py); this revision fills them from the rows there.
+- The wide indexes 0003 and 0004 added for the page's aggregates (provider, model, hour or
+  latency, with the summed columns) are dropped: nothing reads them any more, and every
+  insert paid for them. The Logs page's provider + model filter gets its narrow
+  (provider, model, created_at, id) index back.
 
 Revision ID: 0006
 Revises: 0005
@@ -32,6 +36,26 @@ HOUR = {
     "sqlite": "substr(created_at, 1, 13) || ':00:00.000000'",
     "postgresql": "timezone('UTC', date_trunc('hour', timezone('UTC', created_at)))",
 }
+#: The indexes the rollups replace: name -> columns, as 0003 and 0004 made them (for downgrade).
+WIDE = {
+    "ix_generations_provider_model_created_at_id_totals": [
+        *("provider", "model", "created_at", "id"),
+        *("status", "image_count", "cost_usd", "latency_ms"),
+    ],
+    "ix_generations_provider_model_latency_ms": [
+        *("provider", "model", "latency_ms", "created_at", "status", "cost_usd"),
+    ],
+    "ix_generations_provider_latency_ms": [
+        *("provider", "latency_ms", "model", "created_at", "status", "cost_usd"),
+    ],
+}
+HOURLY = "ix_generations_provider_model_hour_totals"
+HOURLY_TAIL = ["created_at", "status", "image_count", "cost_usd", "latency_ms"]
+HOUR_INDEXED = {
+    "sqlite": "substr(created_at, 1, 13)",
+    "postgresql": "date_trunc('hour', created_at AT TIME ZONE 'UTC')",
+}
+NARROW = "ix_generations_provider_model_created_at_id"
 KEYS = "hour, provider, model, status, url_states, http_status, latency_bucket"
 SUMS = "calls, images, cost_usd, unpriced, images_live, images_expired, images_unknown, images_none"
 
@@ -89,8 +113,19 @@ def upgrade() -> None:
             postgresql_where=where,
         )
 
+    op.create_index(NARROW, "generations", ["provider", "model", "created_at", "id"])
+    op.drop_index(HOURLY, table_name="generations")
+    for name in WIDE:
+        op.drop_index(name, table_name="generations")
+
 
 def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for name, columns in WIDE.items():
+        op.create_index(name, "generations", columns)
+    hour = sa.text(HOUR_INDEXED[dialect])
+    op.create_index(HOURLY, "generations", ["provider", "model", hour, *HOURLY_TAIL])
+    op.drop_index(NARROW, table_name="generations")
     for state in STATES:
         op.drop_index(f"ix_generations_{state}_created_at_id", table_name="generations")
     op.drop_table("call_rollups")
