@@ -597,7 +597,7 @@ def test_analytics_per_hour_or_day_is_in_the_link(log):
     assert app.get("segmented_control")[0].value == "day"
 
 
-def test_analytics_counts_unpriced_calls_and_errors_by_type_and_marks_the_partial_bucket(log):
+def test_analytics_counts_unpriced_calls_and_shows_errors_by_type(log):
     app = open_page("analytics")
 
     no_exception(app)
@@ -605,7 +605,6 @@ def test_analytics_counts_unpriced_calls_and_errors_by_type_and_marks_the_partia
     captions = " ".join(caption.value for caption in app.caption)
     assert "unpriced" in str(cost.proto.delta)
     assert "histogram" in captions  # the percentiles say how they were read
-    assert "is partial" in captions  # the view ends now, inside its last hour
     errors = [chart for chart in app.get("vega_lite_chart") if "HTTP 400" in str(chart.proto)]
     assert errors, "no chart names the failed call's HTTP status"
 

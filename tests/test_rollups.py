@@ -20,12 +20,22 @@ from store.cli import main
 from store.expiry import CheckOptions, check_images
 from store.queries import LogFilter, overview, provider_summary
 from store.schema.db import make_engine
-from store.schema.models import CALL_ROLLUPS, GENERATIONS, IMAGES, as_utc, utcnow
+from store.schema.models import (
+    CALL_ROLLUPS,
+    GENERATIONS,
+    IMAGES,
+    LATENCY_ROLLUPS,
+    as_utc,
+    utcnow,
+)
 from store.schema.records import CallRecord, ImageRecord
 from store.schema.rollups import (
+    KEYS,
+    LATENCY_KEYS,
     NO_HTTP_STATUS,
     STATE_BITS,
     STATE_COLUMNS,
+    SUMS,
     bucket_value,
     latency_bucket,
     rebuild,
@@ -37,8 +47,8 @@ from tests.standins.openai_server import _draw
 HOUR = timedelta(hours=1)
 
 
-def raw_rollups(engine) -> dict[tuple, dict[str, float]]:
-    """The rollups as the raw rows give them, worked out in Python."""
+def raw_rollups(engine) -> tuple[dict[tuple, dict[str, float]], dict[tuple, int]]:
+    """Both rollup tables as the raw rows give them, worked out in Python."""
     with engine.connect() as connection:
         states: dict[str, Counter[str]] = defaultdict(Counter)
         for generation_id, state in connection.execute(
@@ -46,40 +56,43 @@ def raw_rollups(engine) -> dict[tuple, dict[str, float]]:
         ):
             states[generation_id][state] += 1
         calls = connection.execute(select(GENERATIONS)).mappings().all()
-    sums: dict[tuple, dict[str, float]] = defaultdict(Counter)  # type: ignore[arg-type]
+    sums: dict[tuple, Counter] = defaultdict(Counter)
+    histogram: Counter[tuple] = Counter()
     for call in calls:
         counted = states[call["id"]]
-        key = (
-            as_utc(call["created_at"]).replace(minute=0, second=0, microsecond=0),
+        hour = as_utc(call["created_at"]).replace(minute=0, second=0, microsecond=0)
+        shared = (
             call["provider"],
             call["model"],
             call["status"],
             sum(bit for state, bit in STATE_BITS.items() if counted[state.value]),
-            call["http_status"] or NO_HTTP_STATUS,
-            latency_bucket(call["latency_ms"]),
         )
-        row = sums[key]
+        row = sums[(hour, *shared, call["http_status"] or NO_HTTP_STATUS)]
         row["calls"] += 1
         row["images"] += call["image_count"]
         row["cost_usd"] += call["cost_usd"] or 0.0
         row["unpriced"] += call["cost_usd"] is None
+        row["timed"] += call["latency_ms"] is not None
         for state, column in STATE_COLUMNS.items():
             row[column] += counted[state.value]
-    return {key: dict(row) for key, row in sums.items()}
+        if call["latency_ms"] is not None:
+            histogram[(hour.replace(hour=0), *shared, latency_bucket(call["latency_ms"]))] += 1
+    return {key: dict(row) for key, row in sums.items()}, dict(histogram)
 
 
-def stored_rollups(engine) -> dict[tuple, dict[str, float]]:
-    r = CALL_ROLLUPS.c
-    keys = [r.hour, r.provider, r.model, r.status, r.url_states, r.http_status, r.latency_bucket]
-    sums = ["calls", "images", "cost_usd", "unpriced", *STATE_COLUMNS.values()]
+def stored_rollups(engine) -> tuple[dict[tuple, dict[str, float]], dict[tuple, int]]:
     with engine.connect() as connection:
         rows = connection.execute(select(CALL_ROLLUPS)).mappings().all()
-    return {
-        (as_utc(row["hour"]), *(row[key.name] for key in keys[1:])): {
-            name: row[name] for name in sums
-        }
+        latencies = connection.execute(select(LATENCY_ROLLUPS)).mappings().all()
+    sums = {
+        (as_utc(row["hour"]), *(row[key] for key in KEYS[1:])): {name: row[name] for name in SUMS}
         for row in rows
     }
+    histogram = {
+        (as_utc(row["day"]), *(row[key] for key in LATENCY_KEYS[1:])): row["calls"]
+        for row in latencies
+    }
+    return sums, histogram
 
 
 def summaries_match(engine) -> bool:
@@ -99,10 +112,11 @@ def summaries_match(engine) -> bool:
 
 
 def assert_in_step(engine) -> None:
-    raw, stored = raw_rollups(engine), stored_rollups(engine)
+    (raw, raw_histogram), (stored, histogram) = raw_rollups(engine), stored_rollups(engine)
     assert raw.keys() == stored.keys()
     for key, figures in raw.items():
         assert stored[key] == pytest.approx(figures, rel=1e-9, abs=1e-9), key
+    assert histogram == raw_histogram
     assert summaries_match(engine)
 
 
@@ -165,7 +179,8 @@ def test_a_rebuild_repairs_rollups_and_summaries_changed_behind_their_back(engin
 
     assert "Rebuilt the rollups" in capsys.readouterr().out
     assert_in_step(engine)
-    assert rebuild(engine) == len(stored_rollups(engine))
+    sums, histogram = stored_rollups(engine)
+    assert rebuild(engine) == len(sums) + len(histogram)
 
 
 def test_a_latency_read_back_from_its_bucket_is_within_three_percent():

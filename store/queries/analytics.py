@@ -2,10 +2,12 @@
 
 Every figure is an SQL aggregate (DESIGN.md: never load the table into pandas) of rollup-
 shaped rows (store/schema/rollups.py): per UTC hour, provider, model, status, set of URL
-states, HTTP status and latency bucket, the calls, images, cost, unpriced calls and images per
-URL state. A view whose filters are all in those dimensions (provider, model, status, URL
-state, dates) reads them from `call_rollups`: a few thousand rows however many calls, the
-hours a date filter cuts in two worked out from their calls by the same definition. Any other
+states and HTTP status, the calls, images, cost, unpriced calls and images per URL state; per
+UTC day and the same dimensions, the calls per latency bucket. A view whose filters are all
+in those dimensions (provider, model, status, URL state, dates) reads them from
+`call_rollups` and `latency_rollups`, whose size is bounded by the dimensions however many
+calls; the hours (days) a date filter cuts are worked out from their calls by the same
+definition. Any other
 filter (prompt search, user, tag, cost, verdict) works the same rows out from the matching
 calls (`rollup_rows` over `generations`), so every view's figures mean the same.
 
@@ -19,7 +21,7 @@ user, operation, ...) sort the matching calls' latencies for exact ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -33,6 +35,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Subquery,
+    Table,
     case,
     cast,
     false,
@@ -53,15 +56,17 @@ from store.queries.filters import (
     where,
 )
 from store.queries.hints import plan_hints
-from store.schema.models import CALL_ROLLUPS, Status, UrlState, utcnow
+from store.schema.models import CALL_ROLLUPS, LATENCY_ROLLUPS, Status, UrlState, utcnow
 from store.schema.rollups import (
     KEYS,
+    LATENCY_KEYS,
     NO_HTTP_STATUS,
     RATIO,
     STATE_BITS,
     STATE_COLUMNS,
     SUMS,
     bucket_value,
+    latency_rows,
     rollup_rows,
 )
 
@@ -141,7 +146,7 @@ def overview(
     with _snapshot(engine) as connection:
         rows = _rows(connection, flt)
         totals = _bucketed_totals(connection, rows, bucket)
-        histogram = _histogram(connection, rows)
+        histogram = _histogram(connection, flt)
         errors = _errors(connection, rows)
         states = (
             _url_state_counts(connection, flt)
@@ -170,7 +175,7 @@ def provider_summary(engine: Engine, flt: LogFilter, by: GroupBy = ("provider",)
         if set(keys) <= {"provider", "model"}:
             rows = _rows(connection, flt)
             totals = _bucketed_totals(connection, rows, "day")
-            return _with_percentiles(totals, _histogram(connection, rows), keys)
+            return _with_percentiles(totals, _histogram(connection, flt), keys)
         hints = plan_hints(connection, flt, ordered=False)
         return _sorted_percentiles(connection, flt, hints, keys)
 
@@ -203,33 +208,57 @@ def _snapshot(engine: Engine) -> Connection:
 
 
 def _rows(connection: Connection, flt: LogFilter) -> Subquery:
-    """The view's rollup-shaped rows: from `call_rollups` for the whole hours of a view its
-    dimensions describe, from the calls for the rest (the hours a date cuts, or everything
-    when another filter is set)."""
+    """The view's `call_rollups`-shaped rows (`_view_rows` by the hour)."""
+    return _view_rows(connection, flt, CALL_ROLLUPS, (*KEYS, *SUMS), "hour", rollup_rows)
+
+
+def _latency_rows(connection: Connection, flt: LogFilter) -> Subquery:
+    """The view's `latency_rollups`-shaped rows (`_view_rows` by the day)."""
+    columns = (*LATENCY_KEYS, "calls")
+    return _view_rows(connection, flt, LATENCY_ROLLUPS, columns, "day", latency_rows)
+
+
+def _view_rows(
+    connection: Connection,
+    flt: LogFilter,
+    table: Table,
+    columns: Sequence[str],
+    unit: Literal["hour", "day"],
+    from_calls: Callable[..., Select],
+) -> Subquery:
+    """The view's rollup-shaped rows: from `table` for the whole hours (days) of a view its
+    dimensions describe, from the calls through `from_calls` for the rest (the hours a date
+    cuts, or everything when another filter is set)."""
     dialect = connection.dialect.name
+
+    def calls(view: LogFilter, hints: PlanHints) -> Select:
+        return from_calls(dialect, *generation_conditions(dialect, view, hints), ordered=False)
+
     if not answered_by_rollups(flt):
-        hints = plan_hints(connection, flt, ordered=False)
-        return _from_calls(dialect, flt, hints).subquery("view_rows")
-    start = _hour_ceiling(flt.since) if flt.since else None
-    end = _hour_floor(flt.until) if flt.until else None
-    if start is not None and end is not None and start >= end:  # within an hour or two
-        return _from_calls(dialect, flt, PlanHints()).subquery("view_rows")
-    parts = [_from_rollups(flt, start, end)]
+        return calls(flt, plan_hints(connection, flt, ordered=False)).subquery("view_rows")
+    start = _ceiling(flt.since, unit) if flt.since else None
+    end = _floor(flt.until, unit) if flt.until else None
+    if start is not None and end is not None and start >= end:  # within one or two units
+        return calls(flt, PlanHints()).subquery("view_rows")
+    parts = [_from_table(table, columns, unit, flt, start, end)]
     if flt.since is not None and start is not None and flt.since < start:
-        parts.append(_from_calls(dialect, replace(flt, until=start), PlanHints()))
+        parts.append(calls(replace(flt, until=start), PlanHints()))
     if flt.until is not None and end is not None and end < flt.until:
-        parts.append(_from_calls(dialect, replace(flt, since=end), PlanHints()))
+        parts.append(calls(replace(flt, since=end), PlanHints()))
     if len(parts) == 1:
         return parts[0].subquery("view_rows")
     return union_all(*parts).subquery("view_rows")
 
 
-def _from_calls(dialect: str, flt: LogFilter, hints: PlanHints) -> Select:
-    return rollup_rows(dialect, *generation_conditions(dialect, flt, hints), ordered=False)
-
-
-def _from_rollups(flt: LogFilter, start: datetime | None, end: datetime | None) -> Select:
-    r = CALL_ROLLUPS.c
+def _from_table(
+    table: Table,
+    columns: Sequence[str],
+    unit: str,
+    flt: LogFilter,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select:
+    r = table.c
     conditions: list[ColumnElement[bool]] = []
     if flt.providers:
         conditions.append(r.provider.in_(flt.providers))
@@ -238,29 +267,30 @@ def _from_rollups(flt: LogFilter, start: datetime | None, end: datetime | None) 
     if flt.statuses:
         conditions.append(r.status.in_(flt.statuses))
     if flt.url_states:
-        conditions.append(_has_any_state(flt.url_states))
+        conditions.append(_has_any_state(r.url_states, flt.url_states))
     if start is not None:
-        conditions.append(r.hour >= start)
+        conditions.append(r[unit] >= start)
     if end is not None:
-        conditions.append(r.hour < end)
-    return select(*[r[name] for name in (*KEYS, *SUMS)]).where(where(conditions))
+        conditions.append(r[unit] < end)
+    return select(*[r[name] for name in columns]).where(where(conditions))
 
 
-def _has_any_state(states: Sequence[str]) -> ColumnElement[bool]:
+def _has_any_state(url_states: ColumnElement[int], states: Sequence[str]) -> ColumnElement[bool]:
     """The rollup rows of calls with an image in one of `states` (unknown names match none)."""
     mask = sum(STATE_BITS[UrlState(state)] for state in states if state in UrlState.__members__)
     if not mask:
         return false()
-    return CALL_ROLLUPS.c.url_states.op("&")(mask) != 0
+    return url_states.op("&")(mask) != 0
 
 
-def _hour_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+def _floor(moment: datetime, unit: str) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor.replace(hour=0) if unit == "day" else floor
 
 
-def _hour_ceiling(moment: datetime) -> datetime:
-    floor = _hour_floor(moment)
-    return floor if floor == moment else floor + timedelta(hours=1)
+def _ceiling(moment: datetime, unit: str) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + BUCKET_WIDTHS[unit]
 
 
 # --- the page's aggregates of those rows ----------------------------------------------------------
@@ -289,7 +319,7 @@ def _bucketed_totals(connection: Connection, rows: Subquery, bucket: Bucket) -> 
         func.sum(c.images).label("images"),
         func.sum(c.cost_usd).label("cost_usd"),
         func.sum(c.unpriced).label("unpriced"),
-        func.sum(case((c.latency_bucket >= 0, c.calls), else_=0)).label("timed"),
+        func.sum(c.timed).label("timed"),
         *[func.sum(c[name]).label(name) for name in STATE_COLUMNS.values()],
     ).group_by(c.provider, c.model, start)
     frame = pd.DataFrame(
@@ -301,14 +331,11 @@ def _bucketed_totals(connection: Connection, rows: Subquery, bucket: Bucket) -> 
     return frame.astype(counts).astype({"cost_usd": "float64"})
 
 
-def _histogram(connection: Connection, rows: Subquery) -> pd.DataFrame:
+def _histogram(connection: Connection, flt: LogFilter) -> pd.DataFrame:
     """Calls per (provider, model, latency bucket) of the view, for the percentiles."""
-    c = rows.c
-    query = (
-        select(c.provider, c.model, c.latency_bucket, func.sum(c.calls).label("calls"))
-        .where(c.latency_bucket >= 0)
-        .group_by(c.provider, c.model, c.latency_bucket)
-    )
+    c = _latency_rows(connection, flt).c
+    keys = [c.provider, c.model, c.latency_bucket]
+    query = select(*keys, func.sum(c.calls).label("calls")).group_by(*keys)
     return pd.DataFrame(
         connection.execute(query).all(), columns=["provider", "model", "latency_bucket", "calls"]
     )

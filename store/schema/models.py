@@ -2,7 +2,7 @@
 
 One `generations` row per image-generation request, one `images` row per returned image, and
 one `reviews` row per verdict a reviewer gave an image (appended, never changed), and the
-`call_rollups` the Analytics page reads, kept in step with the calls.
+`call_rollups` and `latency_rollups` the Analytics page reads, kept in step with the calls.
 Column names are plain words and JSON lives in `*_json` columns, so the log reads well from
 `sqlite3`, `psql` or Datasette without this package. All times are UTC: timestamptz on
 PostgreSQL, ISO text without offset on SQLite; Python sees aware UTC datetimes.
@@ -438,9 +438,7 @@ class CallRollup(SQLModel, table=True):
 
     `url_states` is the set of URL states of the call's images as bits (`rollups.STATE_BITS`;
     0: no image), so "calls with an expired image" is a sum over the keys holding that bit.
-    `http_status` 0 stands for none (no HTTP answer). `latency_bucket` is the call's latency
-    on a ~5% geometric scale (`rollups.latency_bucket`; -1: no latency), the histogram the
-    page's p50/p95 are read from.
+    `http_status` 0 stands for none (no HTTP answer). `timed`: the calls with a latency.
     """
 
     __tablename__ = "call_rollups"
@@ -451,15 +449,32 @@ class CallRollup(SQLModel, table=True):
     status: str = Field(primary_key=True, max_length=10)
     url_states: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     http_status: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    latency_bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     calls: int = 0
     images: int = 0
     cost_usd: float = 0.0
     unpriced: int = 0  # calls without a price (cost_usd NULL): a cost total says how many
+    timed: int = 0
     images_live: int = 0
     images_expired: int = 0
     images_unknown: int = 0
     images_none: int = 0
+
+
+class LatencyRollup(SQLModel, table=True):
+    """The `latency_rollups` table: the latency histogram p50/p95 are read from, calls per UTC
+    day, provider, model, status, URL-state set and latency bucket (~5% geometric steps,
+    `rollups.latency_bucket`). Per day, not per hour: a histogram per hour would hold nearly
+    a row per call; per day it is bounded by its dimensions whatever the traffic."""
+
+    __tablename__ = "latency_rollups"
+
+    day: datetime = Field(primary_key=True)
+    provider: str = Field(primary_key=True, max_length=100)
+    model: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=10)
+    url_states: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    latency_bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    calls: int = 0
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -473,6 +488,7 @@ GENERATIONS: Table = _table(Generation)
 IMAGES: Table = _table(Image)
 REVIEWS: Table = _table(Review)
 CALL_ROLLUPS: Table = _table(CallRollup)
+LATENCY_ROLLUPS: Table = _table(LatencyRollup)
 
 
 def current_verdict(generation_id: Any, position: Any) -> ScalarSelect[Any]:

@@ -1,9 +1,11 @@
 """Keep `call_rollups` and each call's URL-state summary in step with the log.
 
 The Analytics page reads its figures from `call_rollups` (store/queries/analytics.py): calls,
-images, cost, unpriced calls and a latency histogram per UTC hour, provider, model, status,
-set of URL states, HTTP status and latency bucket. A few thousand rows answer what a million
-calls took seconds to. They are only as true as their upkeep, so there are exactly two ways
+images, cost, unpriced calls, images per URL state per UTC hour, provider, model, status, set
+of URL states and HTTP status; and p50/p95 from `latency_rollups`, the calls per UTC day,
+provider, model, status, URL-state set and ~5% latency bucket. Their size is bounded by
+those dimensions, not by the traffic: they answer what a million calls took seconds to.
+They are only as true as their upkeep, so there are exactly two ways
 they move, both deltas computed in SQL from the rows themselves (whatever inserted or
 updated them: executemany, COPY, an UPDATE of a batch), in the caller's transaction:
 
@@ -41,8 +43,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from store.schema.enums import Status, UrlState
-from store.schema.models import CALL_ROLLUPS, GENERATIONS, IMAGES
+from store.schema.enums import UrlState
+from store.schema.models import CALL_ROLLUPS, GENERATIONS, IMAGES, LATENCY_ROLLUPS
 
 #: Each URL state's bit in `call_rollups.url_states`, and its count column on both tables.
 STATE_BITS = {UrlState.live: 1, UrlState.expired: 2, UrlState.unknown: 4, UrlState.none: 8}
@@ -57,8 +59,9 @@ NO_HTTP_STATUS = 0
 #: Calls per statement: under SQLite's and psycopg's bind parameter limits.
 ID_CHUNK = 5000
 
-KEYS = ("hour", "provider", "model", "status", "url_states", "http_status", "latency_bucket")
-SUMS = ("calls", "images", "cost_usd", "unpriced", *STATE_COLUMNS.values())
+KEYS = ("hour", "provider", "model", "status", "url_states", "http_status")
+SUMS = ("calls", "images", "cost_usd", "unpriced", "timed", *STATE_COLUMNS.values())
+LATENCY_KEYS = ("day", "provider", "model", "status", "url_states", "latency_bucket")
 
 
 def url_state_counts(states: Iterable[str]) -> dict[str, int]:
@@ -94,6 +97,14 @@ def hour_sql(dialect: str, created_at: ColumnElement[Any]) -> ColumnElement[Any]
     return func.substr(created_at, 1, 13).concat(":00:00.000000")
 
 
+def day_sql(dialect: str, created_at: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The UTC day of `created_at`, in the column's own stored form (see `hour_sql`)."""
+    if dialect == "postgresql":
+        naive = func.date_trunc("day", func.timezone("UTC", created_at))
+        return func.timezone("UTC", naive)
+    return func.substr(created_at, 1, 10).concat(" 00:00:00.000000")
+
+
 def _latency_bucket_sql(latency: ColumnElement[Any]) -> ColumnElement[Any]:
     log_ratio: ColumnElement[float] = literal_column(repr(math.log(RATIO)))
     return case(
@@ -115,8 +126,8 @@ def _url_states_sql() -> ColumnElement[Any]:
 def rollup_rows(
     dialect: str, *conditions: ColumnElement[bool], sign: int = 1, ordered: bool = True
 ) -> Select:
-    """The rollup rows of the calls meeting `conditions`, times `sign` (in key order unless
-    not `ordered`: a part of a UNION).
+    """The `call_rollups` rows of the calls meeting `conditions`, times `sign` (in key order
+    unless not `ordered`: a part of a UNION).
 
     The one definition of what a call adds to the rollups: the deltas and `rebuild` insert
     it, and the Analytics page reads the hours a time filter cuts in two through it, so a
@@ -125,35 +136,70 @@ def rollup_rows(
     g = GENERATIONS.c
     keys = [
         hour_sql(dialect, g.created_at).label("hour"),
-        g.provider.label("provider"),
-        g.model.label("model"),
-        g.status.label("status"),
-        _url_states_sql().label("url_states"),
+        *_shared_keys(),
         func.coalesce(g.http_status, NO_HTTP_STATUS).label("http_status"),
-        _latency_bucket_sql(g.latency_ms).label("latency_bucket"),
     ]
     sums = [
         (func.count() * sign).label("calls"),
         (func.sum(g.image_count) * sign).label("images"),
         (func.coalesce(func.sum(g.cost_usd), 0.0) * sign).label("cost_usd"),
         (func.sum(case((g.cost_usd.is_(None), 1), else_=0)) * sign).label("unpriced"),
+        (func.count(g.latency_ms) * sign).label("timed"),
         *[(func.sum(g[name]) * sign).label(name) for name in STATE_COLUMNS.values()],
     ]
+    return _grouped(keys, sums, conditions, ordered)
+
+
+def latency_rows(
+    dialect: str, *conditions: ColumnElement[bool], sign: int = 1, ordered: bool = True
+) -> Select:
+    """The `latency_rollups` rows of the calls meeting `conditions` (those with a latency),
+    times `sign`: `rollup_rows`' counterpart for the histogram."""
+    g = GENERATIONS.c
+    keys = [
+        day_sql(dialect, g.created_at).label("day"),
+        *_shared_keys(),
+        _latency_bucket_sql(g.latency_ms).label("latency_bucket"),
+    ]
+    calls = (func.count() * sign).label("calls")
+    return _grouped(keys, [calls], (*conditions, g.latency_ms.is_not(None)), ordered)
+
+
+def _shared_keys() -> list[ColumnElement[Any]]:
+    g = GENERATIONS.c
+    return [
+        g.provider.label("provider"),
+        g.model.label("model"),
+        g.status.label("status"),
+        _url_states_sql().label("url_states"),
+    ]
+
+
+def _grouped(
+    keys: list[Any], sums: list[Any], conditions: Sequence[ColumnElement[bool]], ordered: bool
+) -> Select:
     grouping = [key.element for key in keys]
     rows = select(*keys, *sums).where(*conditions).group_by(*grouping)
     return rows.order_by(*grouping) if ordered else rows
 
 
-def _add(connection: Connection, rows: Select) -> None:
-    """Add `rows` (rollup-shaped) to `call_rollups`: new keys inserted, existing ones summed."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(CALL_ROLLUPS).from_select([*KEYS, *SUMS], rows)
-    connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=list(KEYS),
-            set_={name: CALL_ROLLUPS.c[name] + insert.excluded[name] for name in SUMS},
-        )
+def _add(connection: Connection, conditions: Sequence[ColumnElement[bool]], sign: int = 1) -> None:
+    """Add the rows of the calls meeting `conditions` (times `sign`) to both rollup tables:
+    new keys inserted, existing ones summed."""
+    dialect = connection.dialect.name
+    tables = (
+        (CALL_ROLLUPS, KEYS, SUMS, rollup_rows(dialect, *conditions, sign=sign)),
+        (LATENCY_ROLLUPS, LATENCY_KEYS, ("calls",), latency_rows(dialect, *conditions, sign=sign)),
     )
+    flavour = postgresql if dialect == "postgresql" else sqlite
+    for table, keys, sums, rows in tables:
+        insert = flavour.insert(table).from_select([*keys, *sums], rows)
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={name: table.c[name] + insert.excluded[name] for name in sums},
+            )
+        )
 
 
 def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
@@ -168,9 +214,8 @@ def rows_inserted(connection: Connection, generation_ids: Iterable[str]) -> None
     Call it in the inserting transaction, with the ids actually inserted (a call skipped as
     already present must not be counted twice).
     """
-    dialect = connection.dialect.name
     for chunk in _chunks(generation_ids):
-        _add(connection, rollup_rows(dialect, GENERATIONS.c.id.in_(chunk)))
+        _add(connection, [GENERATIONS.c.id.in_(chunk)])
 
 
 def url_states_changed(connection: Connection, generation_ids: Iterable[str]) -> None:
@@ -186,13 +231,16 @@ def url_states_changed(connection: Connection, generation_ids: Iterable[str]) ->
         chosen = g.id.in_(chunk)
         if dialect == "postgresql":
             connection.execute(select(g.id).where(chosen).order_by(g.id).with_for_update())
-        _add(connection, rollup_rows(dialect, chosen, sign=-1))
+        _add(connection, [chosen], sign=-1)
         connection.execute(update(GENERATIONS).where(chosen).values(**_counted_summary()))
-        _add(connection, rollup_rows(dialect, chosen))
+        _add(connection, [chosen])
+        # The keys a move emptied (the calls' old URL-state sets), in the hours and days it
+        # touched.
         hours = select(hour_sql(dialect, g.created_at)).where(chosen).distinct()
-        connection.execute(
-            delete(CALL_ROLLUPS).where(CALL_ROLLUPS.c.hour.in_(hours), CALL_ROLLUPS.c.calls == 0)
-        )
+        days = select(day_sql(dialect, g.created_at)).where(chosen).distinct()
+        r, lr = CALL_ROLLUPS.c, LATENCY_ROLLUPS.c
+        connection.execute(delete(CALL_ROLLUPS).where(r.hour.in_(hours), r.calls == 0))
+        connection.execute(delete(LATENCY_ROLLUPS).where(lr.day.in_(days), lr.calls == 0))
 
 
 def _counted_summary() -> dict[str, Any]:
@@ -209,20 +257,12 @@ def _counted_summary() -> dict[str, Any]:
 def rebuild(engine: Engine) -> int:
     """Count every call's summary and the rollups again from the raw tables, in one
     transaction (readers see the old rollups until it commits); returns the rollup rows."""
-    dialect = engine.dialect.name
     with engine.begin() as connection:
         connection.execute(delete(CALL_ROLLUPS))
+        connection.execute(delete(LATENCY_ROLLUPS))
         connection.execute(update(GENERATIONS).values(**_counted_summary()))
-        _add(connection, rollup_rows(dialect, GENERATIONS.c.id.is_not(None)))
-        return connection.execute(select(func.count()).select_from(CALL_ROLLUPS)).scalar_one()
-
-
-def errors_condition() -> ColumnElement[bool]:
-    """The rollup rows of failed calls."""
-    return CALL_ROLLUPS.c.status == Status.error.value
-
-
-def state_mask_condition(states: Sequence[str]) -> ColumnElement[bool]:
-    """The rollup rows of calls with an image in one of `states` (the URL-state filter)."""
-    mask = sum(STATE_BITS[UrlState(state)] for state in states)
-    return CALL_ROLLUPS.c.url_states.op("&")(mask) != 0
+        _add(connection, [GENERATIONS.c.id.is_not(None)])
+        return sum(
+            connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (CALL_ROLLUPS, LATENCY_ROLLUPS)
+        )
