@@ -21,9 +21,12 @@ user, operation, ...) sort the matching calls' latencies for exact ones.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any, Literal
 
 import pandas as pd
@@ -331,14 +334,17 @@ def _bucketed_totals(connection: Connection, rows: Subquery, bucket: Bucket) -> 
     return frame.astype(counts).astype({"cost_usd": "float64"})
 
 
-def _histogram(connection: Connection, flt: LogFilter) -> pd.DataFrame:
+#: (provider, model, latency bucket, calls) rows of a view's histogram.
+HistogramRows = list[tuple[str, str, int, int]]
+
+
+def _histogram(connection: Connection, flt: LogFilter) -> HistogramRows:
     """Calls per (provider, model, latency bucket) of the view, for the percentiles."""
     c = _latency_rows(connection, flt).c
     keys = [c.provider, c.model, c.latency_bucket]
     query = select(*keys, func.sum(c.calls).label("calls")).group_by(*keys)
-    return pd.DataFrame(
-        connection.execute(query).all(), columns=["provider", "model", "latency_bucket", "calls"]
-    )
+    # int(): PostgreSQL sums integers as numeric.
+    return [(row[0], row[1], int(row[2]), int(row[3])) for row in connection.execute(query).all()]
 
 
 def _errors(connection: Connection, rows: Subquery) -> pd.DataFrame:
@@ -432,7 +438,7 @@ def _url_state_counts(connection: Connection, flt: LogFilter) -> dict[str, int]:
 
 
 def _with_percentiles(
-    totals: pd.DataFrame, histogram: pd.DataFrame, keys: list[str]
+    totals: pd.DataFrame, histogram: HistogramRows, keys: list[str]
 ) -> pd.DataFrame:
     """`totals` summed per `keys`, with p50/p95 latency from the histogram; busiest first."""
     columns = [*keys, *_TOTALS, *PERCENTILES]
@@ -444,31 +450,31 @@ def _with_percentiles(
     return _busiest_first(merged, keys)
 
 
-def _histogram_percentiles(histogram: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group of `keys`, p50/p95 as percentile_cont of the bucket values: between the
-    ranks floor and ceil of p * (n - 1), interpolated."""
+def _histogram_percentiles(histogram: HistogramRows, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys` (provider, or provider and model), p50/p95 as percentile_cont of
+    the bucket values: between the ranks floor and ceil of p * (n - 1), interpolated.
+    Plain Python over a few thousand rows: pandas' per-group machinery costs more here."""
+    groups: dict[tuple[str, ...], Counter[int]] = defaultdict(Counter)
+    for provider, model, bucket, calls in histogram:
+        groups[(provider, model)[: len(keys)]][bucket] += calls
     found = []
-    for group, rows in histogram.groupby(keys, sort=False):
-        counts = rows.groupby("latency_bucket")["calls"].sum().sort_index()
-        counts = counts[counts > 0]
-        if counts.empty:
+    for group, counts in groups.items():
+        buckets = sorted(bucket for bucket, calls in counts.items() if calls > 0)
+        if not buckets:
             continue
-        ends = counts.cumsum().to_numpy()  # rank r is in the first bucket whose end > r
-        n = int(ends[-1])
-        values = [bucket_value(int(b)) for b in counts.index]
+        ends = list(accumulate(counts[bucket] for bucket in buckets))
+        n = ends[-1]
 
-        def at(rank: int, ends=ends, values=values) -> float:
-            return values[int(ends.searchsorted(rank, side="right"))]
+        def at(rank: int, ends: list[int] = ends, buckets: list[int] = buckets) -> float:
+            return bucket_value(buckets[bisect_right(ends, rank)])  # first end > rank
 
         figures = {}
         for name, p in PERCENTILES.items():
             position = p * (n - 1)
-            lower = int(position)
-            upper = min(lower + 1, n - 1)
-            low, high = at(lower), at(upper)
+            lower = int(position)  # positions are >= 0: truncation is floor
+            low, high = at(lower), at(min(lower + 1, n - 1))
             figures[name] = low + (position - lower) * (high - low)
-        key = group if isinstance(group, tuple) else (group,)
-        found.append({**dict(zip(keys, key, strict=True)), **figures})
+        found.append({**dict(zip(keys, group, strict=True)), **figures})
     return pd.DataFrame(found, columns=[*keys, *PERCENTILES])
 
 
