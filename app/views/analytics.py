@@ -27,7 +27,9 @@ BUCKET = "per"
 
 
 def totals(figures: Summary) -> None:
-    calls, images, cost, errors, expired, unknown = st.columns(6)
+    # Two rows of three: six in a row cut every figure to "4…" at 1024 px.
+    calls, images, cost = st.columns(3)
+    errors, expired, unknown = st.columns(3)
     calls.metric("Calls", f"{figures.calls:,}", border=True)
     images.metric("Images", f"{figures.images:,}", border=True)
     cost.metric(
@@ -74,7 +76,7 @@ def chosen_bucket(flt: LogFilter) -> Bucket:
 
 
 def over_time(flt: LogFilter, activity: pd.DataFrame, bucket: Bucket) -> None:
-    heading, choice = st.columns([4, 1], vertical_alignment="bottom")
+    heading, choice = st.columns([3, 1], vertical_alignment="bottom")
     heading.subheader("Over time (UTC)")
     choice.segmented_control(
         "Per", BUCKETS, default=chosen_bucket(flt), key=BUCKET, bind="query-params"
@@ -164,10 +166,12 @@ def cost_and_errors(models: pd.DataFrame, errors: pd.DataFrame, unpriced: int) -
             .encode(
                 y=alt.Y("error_type:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
                 x=alt.X("errors:Q", title="failed calls", stack=True),
-                color=alt.Color("provider:N", legend=alt.Legend(orient="top", title=None)),
+                color=alt.Color(
+                    "provider:N", legend=alt.Legend(orient="bottom", title=None, columns=4)
+                ),
                 tooltip=["error_type:N", "provider:N", "errors:Q"],
             )
-            .properties(height=max(120, 30 * errors["error_type"].nunique()))
+            .properties(height=80 + 40 * errors["error_type"].nunique())
         )
         st.altair_chart(chart, width="stretch")
 
