@@ -11,6 +11,9 @@ to --count on first use, reused after). Figures are medians of --runs:
 - warm rerun: the same view again within the cache TTL (what most clicks cost);
 - filter change: a new sidebar value on a page that has run (the new view's queries run).
 
+With --issue10 it prints instead issue 10's Analytics figures (every view the issue times,
+beside a full-scan GROUP BY of the calls) on the scale log (benchmarks/issue10_figures.py).
+
 The targets: a cold script run under 1.5 s with no filter, a filter change under 1 s. Each
 figure is printed beside the raw baseline measured in the same run on the same engine: one
 `SELECT count(*)` of the whole log, the least any exact whole-log figure costs, so the ratio
@@ -29,10 +32,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # AppTest's bare-mode notes, per run
 sys.path.insert(0, str(Path(__file__).parent))
 
+import issue10_figures  # noqa: E402
 import logs_page  # noqa: E402
 import streamlit as st  # noqa: E402
 from dashboard_queries import DEFAULT_POSTGRES, ensure_calls, postgres_url, sqlite_url  # noqa: E402
 from logs_page import median_seconds, new_app  # noqa: E402
+from scale_log import ensure_scale_log, scale_url  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -113,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
+    parser.add_argument(
+        "--issue10",
+        action="store_true",
+        help="print issue 10's Analytics figures on the scale log (benchmarks/issue10_figures.py)",
+    )
     args = parser.parse_args(argv)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if args.issue10:
+        return issue10(args.count, backends, args.runs, args.postgres_url)
     over = 0
     for backend in backends:
         url = (
@@ -132,6 +144,22 @@ def main(argv: list[str] | None = None) -> int:
             limit = "" if budget is None else f"{budget * 1000:7.0f} ms"
             print(f"{name:<40}{seconds * 1000:8.0f} ms{seconds / raw:8.1f}x{limit:>10}  {verdict}")
     return 1 if over else 0
+
+
+def issue10(count: int, backends: list[str], runs: int, postgres: str) -> int:
+    """Issue 10's Analytics rows, per backend, on the scale log; 1 if a goal was missed."""
+    missed = 0
+    for name in backends:
+        engine = make_engine(scale_url(name, count, postgres))
+        try:
+            ensure_scale_log(engine, count)
+            title = f"Issue 10, Analytics at {count:,} calls, {name}"
+            missed += issue10_figures.report(
+                title, engine, issue10_figures.analytics_figures(engine), runs
+            )
+        finally:
+            engine.dispose()
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

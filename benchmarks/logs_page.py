@@ -11,6 +11,10 @@ up to --count on first use and reused after). Figures are medians of --runs:
 - warm rerun: the same view again within the cache TTL (what most clicks cost);
 - filter change: a new sidebar value on an app that has run (the new view's queries run).
 
+With --issue10 it prints instead issue 10's Logs figures (the URL-state filters beside the
+provider filter and a raw indexed page) on the scale log, for --backend sqlite, postgresql
+or both (benchmarks/issue10_figures.py).
+
 Issue 3's budget: a script run under 1 s, a filter change under 0.5 s. Each figure is printed
 beside the raw baseline measured in the same run: the bare newest-first `SELECT ... LIMIT 50`
 of the page's rows on the same engine, so the ratio says what the page adds to the one query
@@ -32,8 +36,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # AppTest's bare-mode notes, per run
 sys.path.insert(0, str(Path(__file__).parent))
 
+import issue10_figures  # noqa: E402
 import streamlit as st  # noqa: E402
 from dashboard_queries import BASELINE_SQL, ensure_calls, sqlite_url  # noqa: E402
+from scale_log import ensure_scale_log, scale_url  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -116,7 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="demo calls in the log")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median)")
+    parser.add_argument(
+        "--issue10",
+        action="store_true",
+        help="print issue 10's Logs figures on the scale log (benchmarks/issue10_figures.py)",
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
     args = parser.parse_args(argv)
+    if args.issue10:
+        return issue10(args.count, args.backend, args.runs)
 
     url = sqlite_url(args.count)
     engine = make_engine(url)
@@ -156,6 +170,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     engine.dispose()
     return 1 if over else 0
+
+
+def issue10(count: int, backend: str, runs: int) -> int:
+    """Issue 10's Logs rows, per backend, on the scale log; returns 1 if a goal was missed."""
+    missed = 0
+    for name in ["sqlite", "postgresql"] if backend == "both" else [backend]:
+        engine = make_engine(scale_url(name, count))
+        try:
+            ensure_scale_log(engine, count)
+            title = f"Issue 10, Logs page at {count:,} calls, {name}"
+            missed += issue10_figures.report(
+                title, engine, issue10_figures.logs_figures(engine), runs
+            )
+        finally:
+            engine.dispose()
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -402,7 +402,8 @@ def _copy_stopped(reason: str) -> int:
 
 def _add_stats(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
-        "stats", help="calls, errors, cost and latency by provider (or model)"
+        "stats",
+        help="calls, errors, cost (and unpriced calls) and latency by provider (or model)",
     )
     parser.add_argument(
         "--by", choices=["provider", "model"], default="provider", help="group rows by"
@@ -434,21 +435,28 @@ STATS_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("errors", "errors", lambda n: f"{int(n):,}"),
     ("images", "images", lambda n: f"{int(n or 0):,}"),
     ("cost USD", "cost_usd", lambda cost: f"{float(cost):,.2f}"),
+    ("unpriced", "unpriced", lambda n: f"{int(n or 0):,}"),
     ("p50 s", "p50_latency_ms", _seconds),
     ("p95 s", "p95_latency_ms", _seconds),
 )
-_NUMERIC_HEADINGS = {"calls", "errors", "images", "cost USD", "p50 s", "p95 s"}
+_NUMERIC_HEADINGS = {"calls", "errors", "images", "cost USD", "unpriced", "p50 s", "p95 s"}
 
 
 def format_summary_table(rows: Sequence[Mapping[Hashable, Any]]) -> str:
-    """A plain-text table of `provider_summary` rows with a total line (latency: no total)."""
+    """A plain-text table of `provider_summary` rows with a total line (latency: no total).
+
+    `unpriced` counts the calls without a price beside the cost they are not part of (a cost
+    of 0.00 with unpriced calls is not "free")."""
     if not rows:
         return "no calls match"
     columns = [column for column in STATS_COLUMNS if column[1] in rows[0]]
     total: dict[Hashable, Any] = {
         "provider": "total",
         "model": None,
-        **{key: sum(row[key] or 0 for row in rows) for key in ("calls", "errors", "images")},
+        **{
+            key: sum(row.get(key) or 0 for row in rows)
+            for key in ("calls", "errors", "images", "unpriced")
+        },
         "cost_usd": sum(row["cost_usd"] or 0.0 for row in rows),
         "p50_latency_ms": None,
         "p95_latency_ms": None,
@@ -791,6 +799,35 @@ def _run_review_trail(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- rollups ----------------------------------------------------------------------------------
+
+
+def _add_rollups(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "rollups",
+        help="the Analytics page's hourly rollups: count them again from the calls",
+        description="The Analytics page reads hourly rollups that every write keeps in step. "
+        "--rebuild counts them, and each call's URL-state summary, again from the calls and "
+        "images (after the log was changed by hand, say).",
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", required=True, help="count the rollups again"
+    )
+    parser.set_defaults(run=_run_rollups)
+
+
+def _run_rollups(args: argparse.Namespace) -> int:
+    import time
+
+    from store.schema.rollups import rebuild
+
+    with opened_engine(args) as engine:
+        started = time.perf_counter()
+        rows = rebuild(engine)
+    print(f"Rebuilt the rollups: {rows:,} rows in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
 # --- the command list: add yours here -----------------------------------------------------------
 
 COMMANDS: list[Callable[[Subparsers], None]] = [
@@ -803,4 +840,5 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_archive,
     _add_check,
     _add_review,
+    _add_rollups,
 ]

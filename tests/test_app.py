@@ -634,7 +634,8 @@ def test_analytics_totals_follow_the_filters(log):
     assert metrics["Calls"] == "3"
     assert metrics["Error rate"] == "33.3%"
     assert metrics["Expired URLs"] == "100.0%"  # the one hosted OpenAI URL; b64 is not hosted
-    assert len(app.get("vega_lite_chart")) == 4  # calls, cost, latency, top models
+    # calls, cost, cost by model, errors by type, latency, top models
+    assert len(app.get("vega_lite_chart")) == 6
 
 
 def test_analytics_charts_per_hour_or_per_day_as_chosen(log):
@@ -648,6 +649,27 @@ def test_analytics_charts_per_hour_or_per_day_as_chosen(log):
     assert hourly == len({moment.replace(minute=0, second=0, microsecond=0) for moment in moments})
     assert chart_rows(app) == len({moment.date() for moment in moments})
     assert {metric.label: metric.value for metric in app.metric}["Calls"] == "5"
+
+
+def test_analytics_per_hour_or_day_is_in_the_link(log):
+    moments = [call.created_at for call in known_calls()]
+    app = open_page("analytics", per="day")  # hourly by default: the link wins
+
+    no_exception(app)
+    assert chart_rows(app) == len({moment.date() for moment in moments})
+    assert app.get("segmented_control")[0].value == "day"
+
+
+def test_analytics_counts_unpriced_calls_and_shows_errors_by_type(log):
+    app = open_page("analytics")
+
+    no_exception(app)
+    cost = next(metric for metric in app.metric if metric.label == "Cost")
+    captions = " ".join(caption.value for caption in app.caption)
+    assert "unpriced" in str(cost.proto.delta)
+    assert "histogram" in captions  # the percentiles say how they were read
+    errors = [chart for chart in app.get("vega_lite_chart") if "HTTP 400" in str(chart.proto)]
+    assert errors, "no chart names the failed call's HTTP status"
 
 
 # --- helpers -----------------------------------------------------------------------------------

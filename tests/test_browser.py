@@ -230,8 +230,35 @@ def test_gallery_and_analytics_render_for_the_filtered_view(dashboard, page):
     assert_no_error(page)
     assert "provider=openai" in page.url  # the filter followed the user to Analytics
     assert page.locator("[data-testid=stMetric]").count() == 6
-    assert page.locator("[data-testid=stVegaLiteChart]").count() == 4
+    # Calls, cost, cost by model, errors by type, latency, top models.
+    assert page.locator("[data-testid=stVegaLiteChart]").count() == 6
     shot(page, "6-analytics-openai")
+
+
+@pytest.mark.parametrize("width", (1440, 1024))
+def test_analytics_keeps_its_per_choice_in_the_link_and_counts_unpriced_calls(
+    dashboard, browser, width
+):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{dashboard}/analytics?per=hour")
+        page.wait_for_selector("[data-testid=stVegaLiteChart]", timeout=30_000)
+        settle(page)
+
+        assert_no_error(page)
+        assert "unpriced calls" in page.locator("[data-testid=stMetric]").nth(2).inner_text()
+        assert "histogram" in page.inner_text("body")
+        page.locator("[data-testid=stButtonGroup] button").filter(has_text="day").click()
+        settle(page)
+        assert "per=day" in page.url  # the choice is in the link to share
+        page.screenshot(path=str(SCREENSHOTS / f"6-analytics-{width}.png"))
+        page.mouse.move(width * 0.6, 500)  # over the page's own scroll box
+        page.mouse.wheel(0, 900)
+        settle(page)
+        page.screenshot(path=str(SCREENSHOTS / f"6-analytics-{width}-costs-errors.png"))
+    finally:
+        context.close()
 
 
 # --- review -------------------------------------------------------------------------------------

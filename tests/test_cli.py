@@ -73,13 +73,13 @@ def test_demo_then_stats_prints_calls_cost_and_latency_by_provider(db_url):
     assert demo.stdout.startswith("demo: 300 new calls")
     assert stats.returncode == 0, stats.stderr
     lines = stats.stdout.splitlines()
-    assert lines[0].split() == ["provider", "calls", "errors", "images", "cost", "USD", "p50",
-                                "s", "p95", "s"]  # fmt: skip
+    assert lines[0].split() == ["provider", "calls", "errors", "images", "cost", "USD",
+                                "unpriced", "p50", "s", "p95", "s"]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in lines[2:] if not line.startswith("-")}
     assert {"openai", "azure-openai", "replicate", "google", "total"} <= set(rows)
     assert rows["total"][1] == "300"
     assert float(rows["openai"][4]) > 0  # priced
-    assert float(rows["openai"][5]) > 1  # p50 in seconds
+    assert float(rows["openai"][6]) > 1  # p50 in seconds
 
 
 def test_import_reports_bad_lines_on_stderr_imports_the_rest_and_exits_1(db_url, tmp_path):

@@ -176,7 +176,7 @@ def test_a_next_page_seeks_to_its_cursor_in_the_time_index(filled):
         (LogFilter(providers=("openai",)), "ix_generations_provider_created_at_id"),
         (
             LogFilter(providers=("openai",), models=("dall-e-3",)),
-            "ix_generations_provider_model_created_at_id_totals",
+            "ix_generations_provider_model_created_at_id",
         ),
         (LogFilter(models=("dall-e-3",)), "ix_generations_model_created_at_id"),
         (LogFilter(statuses=("error",)), "ix_generations_status_created_at_id"),
@@ -220,25 +220,31 @@ def test_a_date_range_is_one_range_of_the_time_index(filled):
     assert_no_full_scan_or_sort(filled, plan)
 
 
-def test_a_common_url_state_is_tested_call_by_call_along_the_time_index(filled, monkeypatch):
-    monkeypatch.setattr(hints, "SELECTIVE_BELOW", 10)  # 100 expired images: "common"
+@pytest.mark.parametrize("probe_below", [10, 5_000], ids=["common", "rare"])
+def test_a_url_state_is_read_in_time_order_from_its_partial_index(filled, monkeypatch, probe_below):
+    monkeypatch.setattr(hints, "SELECTIVE_BELOW", probe_below)  # 100 expired images
+    flt = LogFilter(url_states=("expired",))
+    cursor = list_logs(filled, flt, limit=5).next_cursor
 
-    plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired",))))
+    first = page_plan(filled, lambda: list_logs(filled, flt))
+    following = page_plan(filled, lambda: list_logs(filled, flt, after=cursor))
 
-    assert_no_full_scan_or_sort(filled, plan)
-    if not is_postgres(filled):
-        assert "SCAN generations USING COVERING INDEX ix_generations_created_at_id" in plan, plan
-        assert "ix_images_generation_id_url_state (generation_id=? AND url_state=?)" in plan, plan
+    for plan in (first, following):
+        assert_no_full_scan_or_sort(filled, plan)
+        assert "ix_images_generation_id_url_state" not in plan, plan  # no per-call lookup
+        if not is_postgres(filled):
+            assert "USING INDEX ix_generations_expired_created_at_id" in plan, plan
 
 
-def test_a_rare_url_state_is_read_from_the_url_state_index(filled):
-    plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired",))))
+def test_several_url_states_are_read_as_ordered_ranges_and_merged(filled):
+    plan = page_plan(filled, lambda: list_logs(filled, LogFilter(url_states=("expired", "live"))))
 
     if is_postgres(filled):
         assert "Seq Scan" not in plan, plan
     else:
-        assert "USING INDEX ix_images_url_state_" in plan and "(url_state=?)" in plan, plan
-        assert "SEARCH generations USING INDEX sqlite_autoindex_generations_1 (id=?)" in plan
+        assert "INDEX ix_generations_expired_created_at_id" in plan, plan
+        assert "INDEX ix_generations_live_created_at_id" in plan, plan
+        assert sqlite_sorts_only_merged_pages(plan), plan
 
 
 def test_prompt_search_is_answered_by_the_full_text_index(filled):
@@ -332,40 +338,24 @@ def test_a_read_probes_its_filter_at_most_once_on_the_connection_it_queries(fill
 
 ANALYTICS_FILTERS = [
     LogFilter(),
-    LogFilter(providers=("openai",), statuses=("ok",), since=T0 + timedelta(days=1)),
+    LogFilter(providers=("openai",), statuses=("ok",), url_states=("expired",)),
+    # Cuts two hours (and days): those are read from the calls through the time index.
+    LogFilter(since=T0 + timedelta(days=1, minutes=20), until=T0 + timedelta(days=3, minutes=5)),
 ]
 
 
-@pytest.mark.parametrize("flt", ANALYTICS_FILTERS, ids=["all", "filtered"])
-def test_the_analytics_pass_reads_calls_grouped_in_the_hourly_index(filled, flt):
-    grouped = plans_of(filled, lambda: overview(filled, flt))[0]
+@pytest.mark.parametrize("flt", ANALYTICS_FILTERS, ids=["all", "filtered", "dates"])
+def test_the_analytics_page_reads_the_rollups_not_the_calls(filled, flt):
+    plans = plans_of(filled, lambda: overview(filled, flt))
 
-    if is_postgres(filled):
-        assert "Seq Scan" not in grouped, grouped
-        if flt.is_empty:  # a narrow filter may rightly start from its own index instead
-            assert "Index Only Scan using ix_generations_provider_model_hour_totals" in grouped
-    else:
-        assert "COVERING INDEX ix_generations_provider_model_hour_totals" in grouped, grouped
-        lines = grouped.splitlines()
-        # The only sort is the outer one, of the few hourly rows into days.
-        sorted_after = [lines[k - 1] for k, line in enumerate(lines) if "TEMP B-TREE" in line]
-        assert sorted_after == ["SCAN hourly"], grouped
-
-
-@pytest.mark.parametrize("flt", ANALYTICS_FILTERS, ids=["all", "filtered"])
-def test_latency_percentiles_step_through_an_index_instead_of_sorting(filled, flt):
-    _grouped, _states, by_provider, by_model = plans_of(filled, lambda: overview(filled, flt))
-
-    for plan, index in (
-        (by_provider, "ix_generations_provider_latency_ms"),
-        (by_model, "ix_generations_provider_model_latency_ms"),
-    ):
-        if is_postgres(filled):
-            assert re.search(f"Index Only Scan (Backward )?using {index} ", plan), plan
-            assert "Sort" not in plan and "Seq Scan" not in plan, plan
-        else:
-            assert f"COVERING INDEX {index} " in plan, plan
-            assert "TEMP B-TREE" not in plan, plan
+    assert len(plans) == 3  # totals per bucket, the latency histogram, errors by type
+    for plan in plans:
+        # The rollups are few rows: scanned and grouped; the calls never are.
+        assert "call_rollups" in plan or "latency_rollups" in plan, plan
+        assert "Seq Scan on generations" not in plan, plan
+        assert "SCAN generations" not in plan, plan  # only ranges of the cut hours
+        if flt.since is None:
+            assert "generations" not in plan.replace("_rollups_pkey", ""), plan
 
 
 # --- verdicts (store.review) ----------------------------------------------------------------------

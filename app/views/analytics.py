@@ -1,8 +1,11 @@
 """Analytics: totals and trends of the filtered calls, each figure an SQL aggregate (store.queries).
 
-Read top to bottom: how much (totals), when (calls and cost over time), how fast (latency
-p50/p95 per provider and model), who (the busiest models), and how the reviewers judged the
-images (the flagged share of each model's reviewed images).
+Read top to bottom: how much (totals, with the calls no price covers), when (calls and cost
+over time, a bucket still filling marked as such), what it cost and what failed (cost by
+model, errors by type), how fast (latency p50/p95 per provider and model, read from a
+histogram, which the page says), who (the busiest models), and how the reviewers judged the
+images (the flagged share of each model's reviewed images). The hour/day choice is in the
+link (`?per=hour`), like the filters.
 """
 
 from datetime import timedelta
@@ -14,20 +17,30 @@ import streamlit as st
 from components import data, filters
 
 from store.queries import LogFilter, Summary
-from store.queries.analytics import BUCKETS, Bucket
+from store.queries.analytics import BUCKETS, PERCENTILE_NOTE, Bucket
 from store.schema.models import utcnow
 
 #: A view spanning more than this is charted per day, a shorter one per hour.
 HOURLY_UP_TO = timedelta(days=3)
-#: The "Per" control's key.
-BUCKET = "analytics_bucket"
+#: The "Per" control's key, which is also its parameter in the link.
+BUCKET = "per"
 
 
 def totals(figures: Summary) -> None:
-    calls, images, cost, errors, expired, unknown = st.columns(6)
+    # Two rows of three: six in a row cut every figure to "4…" at 1024 px.
+    calls, images, cost = st.columns(3)
+    errors, expired, unknown = st.columns(3)
     calls.metric("Calls", f"{figures.calls:,}", border=True)
     images.metric("Images", f"{figures.images:,}", border=True)
-    cost.metric("Cost", f"${figures.cost_usd:,.2f}", border=True)
+    cost.metric(
+        "Cost",
+        f"${figures.cost_usd:,.2f}",
+        delta=f"{figures.unpriced:,} unpriced calls",
+        delta_color="off",
+        delta_arrow="off",
+        help="Sum of the priced calls; unpriced calls (no price known) are counted beside it.",
+        border=True,
+    )
     errors.metric("Error rate", f"{figures.error_rate:.1%}", border=True)
     expired.metric(
         "Expired URLs",
@@ -54,20 +67,30 @@ def default_bucket(flt: LogFilter) -> Bucket:
 
 
 def chosen_bucket(flt: LogFilter) -> Bucket:
-    """The "Per" choice of the last run (read before the control is drawn, because the
-    figures above it are read in the same query), else the view's default."""
-    chosen = st.session_state.get(BUCKET)
-    return chosen if chosen in BUCKETS else default_bucket(flt)
+    """The "Per" choice of the last run, else the link's (read before the control is drawn,
+    because the figures above it are read in the same query), else the view's default."""
+    for chosen in (st.session_state.get(BUCKET), st.query_params.get(BUCKET)):
+        if chosen in BUCKETS:
+            return chosen
+    return default_bucket(flt)
 
 
 def over_time(flt: LogFilter, activity: pd.DataFrame, bucket: Bucket) -> None:
-    heading, choice = st.columns([4, 1], vertical_alignment="bottom")
+    heading, choice = st.columns([3, 1], vertical_alignment="bottom")
     heading.subheader("Over time (UTC)")
-    choice.segmented_control("Per", BUCKETS, default=default_bucket(flt), key=BUCKET)
+    choice.segmented_control(
+        "Per", BUCKETS, default=chosen_bucket(flt), key=BUCKET, bind="query-params"
+    )
     if activity.empty:
         st.caption("No calls in this view.")
         return
-    activity = activity.assign(ok=activity["calls"] - activity["errors"])
+    activity = activity.assign(
+        ok=activity["calls"] - activity["errors"],
+        shown=activity["partial"].map({True: f"this {bucket} so far", False: "whole"}),
+    )
+    # A bucket the view does not cover whole (the current day, say) is drawn faded and named
+    # in its tooltip, so its low count reads as "so far", not as a drop.
+    faded = alt.condition("datum.partial", alt.value(0.4), alt.value(1.0))
     calls = (
         alt.Chart(activity)
         .transform_fold(["ok", "errors"], as_=["status", "count"])
@@ -80,26 +103,77 @@ def over_time(flt: LogFilter, activity: pd.DataFrame, bucket: Bucket) -> None:
                 scale=alt.Scale(domain=["ok", "errors"], range=["#2563eb", "#dc2626"]),
                 legend=alt.Legend(orient="top", title=None),
             ),
-            tooltip=[alt.Tooltip("bucket:T", title=bucket), "calls:Q", "errors:Q"],
+            opacity=faded,
+            tooltip=[
+                alt.Tooltip("bucket:T", title=bucket),
+                alt.Tooltip("shown:N", title="covers"),
+                "calls:Q",
+                "errors:Q",
+            ],
         )
         .properties(title="Calls", height=240)
     )
     cost = (
         alt.Chart(activity)
-        .mark_area(line=True, opacity=0.3, color="#16a34a")
+        .mark_bar(color="#16a34a")
         .encode(
             x=alt.X("bucket:T", title=None),
             y=alt.Y("cost_usd:Q", title="USD"),
+            opacity=faded,
             tooltip=[
                 alt.Tooltip("bucket:T", title=bucket),
+                alt.Tooltip("shown:N", title="covers"),
                 alt.Tooltip("cost_usd:Q", format="$.2f"),
+                alt.Tooltip("unpriced:Q", title="unpriced calls"),
             ],
         )
-        .properties(title="Cost", height=240)
+        .properties(title="Cost (priced calls)", height=240)
     )
     left, right = st.columns(2)
     left.altair_chart(calls, width="stretch")
     right.altair_chart(cost, width="stretch")
+    if bool(activity["partial"].iloc[-1]):
+        last = activity["bucket"].iloc[-1]
+        start = last.strftime("%Y-%m-%d" if bucket == "day" else "%Y-%m-%d %H:00")
+        st.caption(f"The last {bucket} ({start} UTC) is partial: its figures are so far only.")
+
+
+def cost_and_errors(models: pd.DataFrame, errors: pd.DataFrame, unpriced: int) -> None:
+    """What the calls cost, per model, and why the failed ones failed."""
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Cost by model")
+        priced = models[models["cost_usd"] > 0]
+        if priced.empty:
+            st.caption("No priced call in this view.")
+        else:
+            tooltip = [alt.Tooltip("cost_usd:Q", format="$.2f"), "unpriced:Q", "calls:Q"]
+            x = alt.X("cost_usd:Q", title="USD")
+            st.altair_chart(bars_by_model(priced, x, "#16a34a", tooltip, 120), width="stretch")
+        if unpriced:
+            st.caption(
+                f"{unpriced:,} calls have no price (their model is not in the price table) "
+                "and are not in these sums: see the Unpriced column below."
+            )
+    with right:
+        st.subheader("Errors by type")
+        if errors.empty:
+            st.caption("No failed call in this view.")
+            return
+        chart = (
+            alt.Chart(errors)
+            .mark_bar()
+            .encode(
+                y=alt.Y("error_type:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
+                x=alt.X("errors:Q", title="failed calls", stack=True),
+                color=alt.Color(
+                    "provider:N", legend=alt.Legend(orient="bottom", title=None, columns=4)
+                ),
+                tooltip=["error_type:N", "provider:N", "errors:Q"],
+            )
+            .properties(height=80 + 40 * errors["error_type"].nunique())
+        )
+        st.altair_chart(chart, width="stretch")
 
 
 def latency(providers: pd.DataFrame, models: pd.DataFrame) -> None:
@@ -132,6 +206,7 @@ def latency(providers: pd.DataFrame, models: pd.DataFrame) -> None:
     left, right = st.columns([2, 3])
     left.altair_chart(chart, width="stretch")
     right.dataframe(providers, hide_index=True, column_config=_columns(), width="stretch")
+    st.caption(PERCENTILE_NOTE)
     st.caption("By model")
     st.dataframe(
         models,
@@ -206,6 +281,9 @@ def _columns() -> dict[str, Any]:
         "errors": "Errors",
         "images": "Images",
         "cost_usd": st.column_config.NumberColumn("Cost", format="$%.2f"),
+        "unpriced": st.column_config.NumberColumn(
+            "Unpriced", help="Calls without a price: not in the cost."
+        ),
         "p50_latency_ms": st.column_config.NumberColumn("Latency p50", format="%.0f ms"),
         "p95_latency_ms": st.column_config.NumberColumn("Latency p95", format="%.0f ms"),
     }
@@ -218,6 +296,7 @@ bucket = chosen_bucket(view)
 figures = data.overview(view, bucket)
 totals(figures.summary)
 over_time(view, figures.activity, bucket)
+cost_and_errors(figures.cost_by_model(), figures.errors, figures.summary.unpriced)
 latency(figures.providers, figures.models)
 busiest(figures.top_models(10))
 reviews(data.flagged_share(view))

@@ -2,9 +2,10 @@
 
 Every way in (the recorder's background writer, `import`, `demo`, the spool replay) ends
 here, so a record is priced, its URLs' expiry predicted and its secrets-free JSON stored the
-same way whichever way it came. Inserts are SQLAlchemy Core `executemany` batches, not one ORM
-object per row, and skip ids already present: replaying a spool or importing a file twice
-never duplicates a call.
+same way whichever way it came, and the Analytics rollups move in the same transaction
+(`store.schema.rollups.rows_inserted`). Inserts are SQLAlchemy Core `executemany` batches,
+not one ORM object per row, and skip ids already present: replaying a spool or importing a
+file twice never duplicates a call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from store.capture.redaction import Scrubber
 from store.expiry import predict_expiry
 from store.schema.models import GENERATIONS, IMAGES, REVIEWS, current_verdict
 from store.schema.records import CallRecord, ImageRecord
+from store.schema.rollups import rows_inserted, url_state_counts
 
 
 def insert_calls(
@@ -72,21 +74,18 @@ def _insert_rows(
 ) -> None:
     with engine.begin() as connection:
         insert_generations = _insert_ignoring_duplicates(engine, GENERATIONS)
-        if not review_rows:
-            connection.execute(insert_generations, generation_rows)
-        else:  # which calls are new: a call already in the log keeps its own trail
-            inserted = set(
-                connection.scalars(
-                    insert_generations.returning(GENERATIONS.c.id),
-                    generation_rows,
-                )
-            )
-            review_rows = [row for row in review_rows if row["generation_id"] in inserted]
+        # Which calls are new: only they count in the rollups, and a call already in the log
+        # keeps its own trail.
+        inserted = set(
+            connection.scalars(insert_generations.returning(GENERATIONS.c.id), generation_rows)
+        )
+        review_rows = [row for row in review_rows if row["generation_id"] in inserted]
         if image_rows:
             connection.execute(_insert_ignoring_duplicates(engine, IMAGES), image_rows)
         if review_rows:
             connection.execute(insert(REVIEWS), review_rows)
             _set_current_verdicts(connection, review_rows)
+        rows_inserted(connection, inserted)
 
 
 def _set_current_verdicts(connection: Connection, review_rows: list[dict[str, Any]]) -> None:
@@ -142,6 +141,7 @@ def generation_row(record: CallRecord, *, keep_carried: bool = False) -> dict[st
             cost_usd=price.cost_usd, cost_source=price.source.value, cost_note=price.note
         )
     row.update(_not_carried(worked_out, record, keep_carried))
+    row.update(url_state_counts(image.url_state for image in record.images))
     return row
 
 

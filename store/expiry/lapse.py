@@ -47,6 +47,7 @@ def lapsed_queries(now: datetime) -> list[Select]:
     columns = (
         i.id,
         i.generation_id,
+        i.url_state,
         i.expires_source,
         i.last_checked_at,
         i.last_http_status,

@@ -14,9 +14,12 @@ from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.engine import Row
 
 from store.schema.models import IMAGES, UrlState
+from store.schema.rollups import url_states_changed
 
 #: Rows per UPDATE batch (under SQLite's and psycopg's bind limits).
 WRITE_BATCH = 500
+#: The key of an update naming the call whose URL state it changes (not a column).
+CHANGED_CALL = "changed_call"
 
 
 def url_update(
@@ -27,9 +30,12 @@ def url_update(
     code: str | None,
     failures: int,
 ) -> dict[str, Any]:
-    """One row's new URL columns, as `write_updates` takes them."""
+    """One row's new URL columns, as `write_updates` takes them. `row` is the image as read:
+    its id, its call's id and its current `url_state`."""
     return {
         "b_id": row.id,
+        # The call whose URL-state summary and rollups move with this row (None: no change).
+        CHANGED_CALL: row.generation_id if state.value != row.url_state else None,
         "b_state": state.value,
         "b_checked_at": checked_at,
         "b_status": status,
@@ -52,7 +58,11 @@ _UPDATE = (
 
 
 def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE per batch, in one transaction."""
+    """One executemany UPDATE per batch, in one transaction with the move of the changed
+    calls' URL-state summaries and rollups (store/schema/rollups.py)."""
+    changed = {update[CHANGED_CALL] for update in updates if update[CHANGED_CALL] is not None}
+    rows = [{k: v for k, v in update.items() if k != CHANGED_CALL} for update in updates]
     with engine.begin() as connection:
-        for start in range(0, len(updates), WRITE_BATCH):
-            connection.execute(_UPDATE, updates[start : start + WRITE_BATCH])
+        for start in range(0, len(rows), WRITE_BATCH):
+            connection.execute(_UPDATE, rows[start : start + WRITE_BATCH])
+        url_states_changed(connection, changed)

@@ -8,7 +8,8 @@ classified by the URL checker's own rules (`store.media.url_answers`): a 200 mar
 403/404/410 (or 400 ExpiredToken) expired, and a timeout, reset or 5xx leaves it unknown (a
 transient failure never marks a URL expired). A failure lands in the row too, as a readable
 `thumbnail_error`; an archive that cannot be written costs the row its `archive_path` only
-(the thumbnail is stored all the same), and its `archive_error` says why.
+(the thumbnail is stored all the same), and its `archive_error` says why. A state it sets
+moves the call's URL-state summary and the Analytics rollups in the same transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from store.media.network_guard import REFUSED_ADDRESS
 from store.media.thumbnails import ImageError, ImageFacts, make_thumbnail
 from store.media.url_answers import ERROR_CODE_LENGTH
 from store.schema.models import IMAGES, UrlState, utcnow
+from store.schema.rollups import url_states_changed
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,11 @@ def save_image(
     """
     outcome = _learn(client, url, data, archive=archive, max_bytes=max_bytes)
     key = (IMAGES.c.generation_id == generation_id) & (IMAGES.c.position == position)
+    values = _row_values(outcome)
     with engine.begin() as connection:
-        found = connection.execute(update(IMAGES).where(key).values(**_row_values(outcome)))
+        found = connection.execute(update(IMAGES).where(key).values(**values))
+        if "url_state" in values and found.rowcount:
+            url_states_changed(connection, [generation_id])
     if found.rowcount == 0:
         log.warning("image %s/%s has no row: its thumbnail is dropped", generation_id, position)
     return outcome

@@ -5,7 +5,8 @@ equal views are one cache entry. (The dashboard keeps the view in the address ba
 URL-bound sidebar widgets, app/components/filters.py, which build the LogFilter; the CLI's
 `export` and `stats` build it from their flags.)
 
-Every condition here is one an index serves (see the 0001 and 0002 revisions); the prompt
+Every condition here is one an index serves (see the 0001, 0002 and 0006 revisions: a URL
+state is read from each call's URL-state summary and its partial index); the prompt
 search goes through SQLite's FTS5 table or PostgreSQL's GIN expression index, never LIKE.
 The builders do no I/O: what they need to know about the data comes in as `PlanHints`,
 probed by store/queries/hints.py on the connection that runs the query.
@@ -28,13 +29,15 @@ from sqlalchemy import (
     and_,
     cast,
     exists,
+    false,
     literal_column,
+    not_,
     or_,
     select,
     text,
 )
 
-from store.schema.enums import UNREVIEWED
+from store.schema.enums import UNREVIEWED, UrlState
 from store.schema.models import GENERATIONS, IMAGES, PG_PROMPT_TSVECTOR, as_utc
 
 _TUPLE_FIELDS = ("providers", "models", "statuses", "url_states", "verdicts")
@@ -182,21 +185,28 @@ def ordered_branches(
     An index (column, created_at, id) reads one branch's calls already newest first, so a page
     is at most `limit` rows per branch and a merge of those, never a sort of every match.
     """
+    states = url_state_branches(flt) if image_filters else [[]]
     combinations = list(
-        product(flt.providers or (None,), flt.models or (None,), flt.statuses or (None,))
+        product(flt.providers or (None,), flt.models or (None,), flt.statuses or (None,), states)
     )
     if len(combinations) == 1 or len(combinations) > MAX_ORDERED_BRANCHES:
         return [generation_conditions(dialect, flt, hints, image_filters=image_filters)]
     shared = generation_conditions(
         dialect,
-        replace(flt, providers=(), models=(), statuses=()),
+        replace(
+            flt,
+            providers=(),
+            models=(),
+            statuses=(),
+            url_states=flt.url_states if states == [[]] else (),
+        ),
         hints,
         image_filters=image_filters,
     )
     g = GENERATIONS.c
     branches = []
-    for provider, model, status in combinations:
-        branch = list(shared)
+    for provider, model, status, state in combinations:
+        branch = [*shared, *state]
         for column, value in ((g.provider, provider), (g.model, model), (g.status, status)):
             if value is not None:
                 branch.append(column == value)
@@ -228,10 +238,34 @@ def image_conditions(
     return conditions
 
 
+def has_url_state(state: str) -> ColumnElement[bool]:
+    """The call has an image in `state`, from its URL-state summary: the very condition of the
+    state's partial index (written out, not bound, so SQLite sees that it is)."""
+    if state not in UrlState.__members__:
+        return false()  # a state no image can be in (a hostile link's value)
+    return GENERATIONS.c[f"images_{state}"] > literal_column("0")
+
+
+def url_state_branches(flt: LogFilter) -> list[list[ColumnElement[bool]]]:
+    """`flt`'s URL states as disjoint AND-lists, one per state, each led by that state's
+    partial index (a call with two of the states is in the first one's branch only); [[]]
+    when the summary cannot answer (no URL states, or verdicts that must hold on the same
+    image, which `images` answers)."""
+    if not flt.url_states or flt.verdicts:
+        return [[]]
+    return [
+        [has_url_state(state), *[not_(has_url_state(before)) for before in flt.url_states[:at]]]
+        for at, state in enumerate(flt.url_states)
+    ]
+
+
 def _has_matching_image(flt: LogFilter, hints: PlanHints) -> ColumnElement[bool] | None:
-    """The call has an image that meets every image condition of `flt` (None: it has none)."""
+    """The call has an image that meets every image condition of `flt` (None: it has none):
+    its URL-state summary says so for URL states alone; with verdicts, `images` is asked."""
     if not image_conditions(flt):
         return None
+    if not flt.verdicts:
+        return or_(*(has_url_state(state) for state in flt.url_states))
     g = GENERATIONS.c
     if hints.few_matching_images:
         # Rare states or verdicts ("unknown" may match nothing at all): start from the images.

@@ -1,7 +1,8 @@
 """The shape of the log, declared once: the tables, their columns, widths and indexes.
 
 One `generations` row per image-generation request, one `images` row per returned image, and
-one `reviews` row per verdict a reviewer gave an image (appended, never changed).
+one `reviews` row per verdict a reviewer gave an image (appended, never changed), and the
+`call_rollups` and `latency_rollups` the Analytics page reads, kept in step with the calls.
 Column names are plain words and JSON lives in `*_json` columns, so the log reads well from
 `sqlite3`, `psql` or Datasette without this package. All times are UTC: timestamptz on
 PostgreSQL, ISO text without offset on SQLite; Python sees aware UTC datetimes.
@@ -35,11 +36,9 @@ from sqlalchemy import (
     Text,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
-from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
 
 from store.schema.enums import CostSource, Operation, Status, UrlState, Verdict
@@ -75,26 +74,6 @@ def new_id() -> str:
 PG_PROMPT_TSVECTOR = (
     "to_tsvector('english', (coalesce(prompt, '') || ' ') || coalesce(revised_prompt, ''))"
 )
-
-#: The UTC hour of `created_at` per backend: 'YYYY-MM-DD HH' of SQLite's ISO text (every row
-#: is written by SQLAlchemy in one fixed-width format), a timestamp on PostgreSQL. The
-#: Analytics index is built over it and the Analytics queries group by the same text.
-HOUR_EXPRESSIONS = {
-    "sqlite": "substr(created_at, 1, 13)",
-    "postgresql": "date_trunc('hour', (created_at AT TIME ZONE 'UTC'))",
-}
-
-
-class CreatedHour(ColumnElement[Any]):
-    """`HOUR_EXPRESSIONS` as one index element, written out for whichever backend compiles it."""
-
-    inherit_cache = True
-    type = DateTime()
-
-
-@compiles(CreatedHour)
-def _compile_created_hour(_element: CreatedHour, compiler: Any, **_kw: Any) -> str:
-    return HOUR_EXPRESSIONS[compiler.dialect.name]
 
 
 def only_on(dialect: str, index: Index) -> Index:
@@ -313,6 +292,19 @@ class ImageKeys(SQLModel):
     position: int = 0
 
 
+class UrlStateSummary(SQLModel):
+    """How many of a call's images are in each URL state: the per-call summary that lets the
+    URL-state filter read one partial index of `generations` (as fast as the provider filter)
+    instead of asking `images` per call, and that tells the rollups exactly what to take back
+    when a state changes (store/schema/rollups.py keeps both in step). Derived state, not
+    record content: the writer counts it from the images it inserts."""
+
+    images_live: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    images_expired: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    images_unknown: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    images_none: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+
+
 class ImageVerdict(SQLModel):
     """An image's current verdict: that of its last `reviews` row, written in the same
     transaction (store/review/), so the verdict filters and the Review page's walk read an
@@ -362,7 +354,20 @@ class ReviewFields(SQLModel):
 # --- the tables -----------------------------------------------------------------------------
 
 
-class Generation(GenerationFields, table=True):
+def _has_state(state: UrlState) -> Index:
+    """Calls with an image in `state`, newest first: the Logs and Gallery URL-state filter's
+    ordered range (a partial index, so it holds those calls alone)."""
+    condition = text(f"images_{state.value} > 0")
+    return Index(
+        f"ix_generations_{state.value}_created_at_id",
+        "created_at",
+        "id",
+        sqlite_where=condition,
+        postgresql_where=condition,
+    )
+
+
+class Generation(UrlStateSummary, GenerationFields, table=True):
     """The `generations` table."""
 
     __tablename__ = "generations"
@@ -371,30 +376,14 @@ class Generation(GenerationFields, table=True):
         Index("ix_generations_created_at_id", "created_at", "id"),
         # Each filter of that page, read in the same order.
         Index("ix_generations_provider_created_at_id", "provider", "created_at", "id"),
-        # ... which also carries what the Analytics page sums, for index-only aggregates.
         Index(
-            "ix_generations_provider_model_created_at_id_totals",
-            *("provider", "model", "created_at", "id"),
-            *("status", "image_count", "cost_usd", "latency_ms"),
+            "ix_generations_provider_model_created_at_id", "provider", "model", "created_at", "id"
         ),
         Index("ix_generations_model_created_at_id", "model", "created_at", "id"),
         Index("ix_generations_status_created_at_id", "status", "created_at", "id"),
         Index("ix_generations_user_id_created_at_id", "user_id", "created_at", "id"),
-        # The Analytics page's grouped pass: calls by provider, model and UTC hour, no sort.
-        Index(
-            "ix_generations_provider_model_hour_totals",
-            *("provider", "model", CreatedHour(), "created_at"),
-            *("status", "image_count", "cost_usd", "latency_ms"),
-        ),
-        # The Analytics page's percentiles: each group's latencies in order.
-        Index(
-            "ix_generations_provider_model_latency_ms",
-            *("provider", "model", "latency_ms", "created_at", "status", "cost_usd"),
-        ),
-        Index(
-            "ix_generations_provider_latency_ms",
-            *("provider", "latency_ms", "model", "created_at", "status", "cost_usd"),
-        ),
+        # (The Analytics page reads call_rollups: no wide index here carries its sums.)
+        *(_has_state(state) for state in UrlState),
         # Prompt search on PostgreSQL; SQLite searches an FTS5 table (PROMPT_SEARCH_SQLITE).
         only_on(
             "postgresql",
@@ -443,6 +432,52 @@ class Review(ReviewFields, table=True):
     id: int | None = Field(default=None, primary_key=True)
 
 
+class CallRollup(SQLModel, table=True):
+    """The `call_rollups` table: the Analytics page's figures, summed per UTC hour and per
+    value of every dimension the page filters or groups by (store/schema/rollups.py keeps it
+    in step with the calls, in the writer's and every URL-state change's transaction).
+
+    `url_states` is the set of URL states of the call's images as bits (`rollups.STATE_BITS`;
+    0: no image), so "calls with an expired image" is a sum over the keys holding that bit.
+    `http_status` 0 stands for none (no HTTP answer). `timed`: the calls with a latency.
+    """
+
+    __tablename__ = "call_rollups"
+
+    hour: datetime = Field(primary_key=True)
+    provider: str = Field(primary_key=True, max_length=100)
+    model: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=10)
+    url_states: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    http_status: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    calls: int = 0
+    images: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0  # calls without a price (cost_usd NULL): a cost total says how many
+    timed: int = 0
+    images_live: int = 0
+    images_expired: int = 0
+    images_unknown: int = 0
+    images_none: int = 0
+
+
+class LatencyRollup(SQLModel, table=True):
+    """The `latency_rollups` table: the latency histogram p50/p95 are read from, calls per UTC
+    day, provider, model, status, URL-state set and latency bucket (~5% geometric steps,
+    `rollups.latency_bucket`). Per day, not per hour: a histogram per hour would hold nearly
+    a row per call; per day it is bounded by its dimensions whatever the traffic."""
+
+    __tablename__ = "latency_rollups"
+
+    day: datetime = Field(primary_key=True)
+    provider: str = Field(primary_key=True, max_length=100)
+    model: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=10)
+    url_states: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    latency_bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    calls: int = 0
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True
     assert isinstance(table, Table)
@@ -453,6 +488,8 @@ def _table(model: type[SQLModel]) -> Table:
 GENERATIONS: Table = _table(Generation)
 IMAGES: Table = _table(Image)
 REVIEWS: Table = _table(Review)
+CALL_ROLLUPS: Table = _table(CallRollup)
+LATENCY_ROLLUPS: Table = _table(LatencyRollup)
 
 
 def current_verdict(generation_id: Any, position: Any) -> ScalarSelect[Any]:

@@ -5,16 +5,16 @@ object store that can be down when an image is saved. The thumbnail is stored al
 this column keeps why its original is not archived yet, for the Detail page to show and for
 `imagelog archive --missing` to retry.
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
