@@ -18,6 +18,7 @@ from store.media.url_answers import NOT_YET_VALID
 from store.schema.db import make_engine
 from store.schema.models import utcnow
 from store.schema.records import CallRecord, ImageRecord
+from store.schema.rollups import url_states_changed
 from store.transfer.demo import load_demo
 
 HOUR = timedelta(hours=1)
@@ -50,8 +51,15 @@ def rows_by_id(engine, ids: list[int]) -> list:
 
 
 def set_columns(engine, image_id: int, **values) -> None:
+    """Set an image's columns by hand, moving its call's URL-state summary as the store would."""
     with engine.begin() as connection:
-        connection.execute(update(IMAGES).where(IMAGES.c.id == image_id).values(**values))
+        changed = connection.execute(
+            update(IMAGES)
+            .where(IMAGES.c.id == image_id)
+            .values(**values)
+            .returning(IMAGES.c.generation_id)
+        ).scalars()
+        url_states_changed(connection, set(changed))
 
 
 def test_each_url_is_marked_by_what_its_host_answers(engine, host):

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from store.capture.writer import insert_calls
 from store.cli import main
-from store.expiry import CheckOptions, check_images
+from store.expiry import CheckOptions, check_images, expire_lapsed
 from store.queries import LogFilter, overview, provider_summary
 from store.schema.db import make_engine
 from store.schema.models import (
@@ -146,7 +146,7 @@ def test_rollups_equal_the_raw_rows_after_recording_importing_checking_and_expir
 
     # Expiring: the signed URLs whose expiry passed are marked expired without a request.
     due = check_images(engine, CheckOptions(mode="due", stale_after=timedelta(days=365), now=now))
-    assert due.changed > 0
+    assert due.predicted + due.changed > 0  # the lapse sweep runs first: most move there
     assert_in_step(engine)
 
     # Checking: the hosts answer (live, expired, unknown), calls with several images included.
@@ -229,6 +229,9 @@ def demo_log(engine) -> datetime:
     now = (utcnow() - timedelta(days=1)).replace(hour=15, minute=0, second=0, microsecond=0)
     load_demo(engine, count=400, seed=11, now=now)
     check_images(engine, CheckOptions(mode="due", stale_after=timedelta(days=365), now=now))
+    # What lapses between the demo's afternoon and the clock's now lapses here, not in the
+    # middle of the test (`imagelog stats` sweeps at the real time before it reads).
+    expire_lapsed(engine)
     return now
 
 
