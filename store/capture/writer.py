@@ -2,7 +2,8 @@
 
 Every way in (the recorder's background writer, `import`, `demo`, the spool replay) ends
 here, so a record is priced, its URLs' expiry predicted and its secrets-free JSON stored the
-same way whichever way it came. Inserts are SQLAlchemy Core `executemany` batches, not one ORM
+same way whichever way it came. Inserts are batches in key order through the driver's own
+`executemany` (SQLite) or `COPY` (PostgreSQL) (`store.capture.bulk_insert`), not one ORM
 object per row, and skip ids already present: replaying a spool or importing a file twice
 never duplicates a call.
 """
@@ -15,10 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Insert, Table, insert, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, insert, tuple_, update
 from sqlalchemy.exc import DataError
 
+from store.capture.bulk_insert import insert_ignoring_duplicates, insert_skipping_present
 from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
 from store.capture.redaction import Scrubber
@@ -70,10 +71,10 @@ def _insert_rows(
     review_rows: list[dict[str, Any]],
 ) -> None:
     with engine.begin() as connection:
-        insert_generations = _insert_ignoring_duplicates(engine, GENERATIONS)
         if not review_rows:
-            connection.execute(insert_generations, generation_rows)
+            insert_skipping_present(connection, GENERATIONS, generation_rows, key=("id",))
         else:  # which calls are new: a call already in the log keeps its own trail
+            insert_generations = insert_ignoring_duplicates(engine.dialect, GENERATIONS)
             inserted = set(
                 connection.scalars(
                     insert_generations.returning(GENERATIONS.c.id),
@@ -81,8 +82,7 @@ def _insert_rows(
                 )
             )
             review_rows = [row for row in review_rows if row["generation_id"] in inserted]
-        if image_rows:
-            connection.execute(_insert_ignoring_duplicates(engine, IMAGES), image_rows)
+        insert_skipping_present(connection, IMAGES, image_rows, key=IMAGE_KEY)
         if review_rows:
             connection.execute(insert(REVIEWS), review_rows)
             _set_current_verdicts(connection, review_rows)
@@ -104,17 +104,14 @@ def _without_nul(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return map_strings(rows, lambda text: text.replace("\x00", "\ufffd"), keys=True)
 
 
-def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
 #: Masks the well-known key shapes (no request's own values: those are scrubbed at capture).
 KEY_SHAPES = Scrubber()
 #: The columns a record gives as they are; the writer works out the others (`_derived`).
 GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
 IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}
 REVIEW_COLUMNS = frozenset(REVIEWS.c.keys()) - {"id", "generation_id", "position"}
+#: An image's unique key (its `id` is a sequence): the order its rows are inserted in.
+IMAGE_KEY = ("generation_id", "position")
 
 
 def generation_row(record: CallRecord, *, keep_carried: bool = False) -> dict[str, Any]:
