@@ -110,6 +110,8 @@ KEY_SHAPES = Scrubber()
 GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
 IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}
 REVIEW_COLUMNS = frozenset(REVIEWS.c.keys()) - {"id", "generation_id", "position"}
+#: The `images` columns the writer works out from an image's URL.
+IMAGE_WORKED_OUT = frozenset({"url_host", "expires_at", "expires_source"})
 #: An image's unique key (its `id` is a sequence): the order its rows are inserted in.
 IMAGE_KEY = ("generation_id", "position")
 
@@ -147,7 +149,9 @@ def image_rows_for(record: CallRecord, *, keep_carried: bool = False) -> Iterabl
     for position, image in enumerate(record.images):
         row = _column_values(image, IMAGE_COLUMNS)
         row.update(generation_id=record.id, position=position)
-        if image.url:
+        # An exported image carries all three: nothing to work out (parsing the URL's query
+        # for its expiry is most of what a row costs here).
+        if image.url and not (keep_carried and image.model_fields_set >= IMAGE_WORKED_OUT):
             worked_out: dict[str, Any] = {"url_host": urlsplit(image.url).hostname}
             prediction = predict_expiry(image.url, record.provider, record.created_at)
             if prediction is not None:
