@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         header = ("backend", "import rec/s", "bare", "import/bare", "log's tables", "import/log")
         print(
-            f"{header[0]:<11}{header[1]:>13}{header[2]:>9}{header[3]:>13}"
+            f"{header[0]:<16}{header[1]:>13}{header[2]:>9}{header[3]:>13}"
             f"{header[4]:>14}{header[5]:>12}",
             file=report,
         )
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             for clock, label in ((0, "wall"), (1, "CPU")):
                 import_rate, bare_rate, log_rate = (count / times[clock] for times in timings)
                 print(
-                    f"{backend + ' ' + label:<11}{import_rate:>13,.0f}{bare_rate:>9,.0f}"
+                    f"{backend + ' ' + label:<16}{import_rate:>13,.0f}{bare_rate:>9,.0f}"
                     f"{import_rate / bare_rate:>13.2f}{log_rate:>14,.0f}"
                     f"{import_rate / log_rate:>12.2f}",
                     file=report,
