@@ -177,7 +177,8 @@ def test_archive_missing_downloads_live_urls_through_the_guard_and_links_known_c
     assert code == 0
     assert "3 images without an archived original: 2 archived (1 already held" in out
     assert "1 downloaded" in out and "1 lost" in out  # base64, never kept: nothing to take
-    first, second, b64 = image_rows(recorder)
+    by_url = {row["url"]: row for row in image_rows(recorder)}  # one call each, in key order
+    first, second, b64 = by_url[live], by_url[again], by_url[None]
     assert first["archive_path"] == second["archive_path"]
     assert first["archive_path"] == f"{location}/{first['sha256'][:2]}/{first['sha256']}.png"
     assert b64["archive_path"] is None

@@ -156,8 +156,9 @@ def test_default_recorder_writes_to_the_configured_data_folder(tmp_path, monkeyp
 
 
 def test_close_returns_within_its_timeout_while_a_thumbnail_download_hangs(
-    db_url, tmp_path, image_host, caplog
+    db_url, engine, tmp_path, image_host, caplog
 ):
+    # `engine` has made the schema: the second the close may take is not spent creating it.
     url = image_host.url(f"/slow?seconds=4&test={uuid.uuid4().hex}")
     recorder = Recorder(db_url, spool_path=tmp_path / "s.jsonl")
     recorder.record(CallRecord(provider="slow-host", images=[ImageRecord(url=url)]))

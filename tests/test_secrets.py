@@ -205,3 +205,35 @@ def test_a_signed_image_url_keeps_its_signature_while_free_text_is_masked():
 
     assert Scrubber().stored(url) == url
     assert Scrubber().stored(f"see {url}") != f"see {url}"
+
+
+@pytest.mark.parametrize("shape", sorted(KEY_SHAPES))
+def test_a_key_shape_anywhere_in_a_record_is_masked_and_its_signed_urls_kept(shape):
+    from store.schema.records import CallRecord, ImageRecord
+
+    secret = KEY_SHAPES[shape]
+    signed = "https://blob.example/img.png?se=2026-12-01&sig=abcdefghijkl"
+    record = CallRecord(
+        provider="openai",
+        prompt="a lighthouse",
+        response={"data": [{"url": signed}], "note": {"deep": [f"echo {secret}"]}},
+        images=[ImageRecord(url=signed, revised_prompt="a calm sea")],
+    )
+
+    Scrubber().record(record)
+
+    assert record.response_json == {"data": [{"url": signed}], "note": {"deep": [f"echo {MASK}"]}}
+    assert record.images[0].url == signed
+    assert (record.prompt, record.images[0].revised_prompt) == ("a lighthouse", "a calm sea")
+
+
+def test_a_record_with_nothing_to_scrub_is_left_as_it_was():
+    from store.schema.records import CallRecord
+
+    response = {"data": [{"url": "https://blob.example/i.png?sig=abcdefghijkl"}]}
+    record = CallRecord(provider="openai", prompt="a lighthouse", response=response)
+    before = record.response_json
+
+    Scrubber().record(record)
+
+    assert record.response_json is before

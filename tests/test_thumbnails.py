@@ -4,6 +4,7 @@ of bad input."""
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from io import BytesIO
@@ -41,6 +42,48 @@ def test_thumbnail_is_a_small_webp_with_the_original_facts(width, height, extens
     assert max(thumbnail.size) == THUMBNAIL_SIDE
     assert thumbnail.size[0] / thumbnail.size[1] == pytest.approx(width / height, rel=0.01)
     assert len(facts.thumbnail) < 16 * 1024
+
+
+def webp_encodes(monkeypatch) -> list[int]:
+    """The quality of every WebP encode make_thumbnail runs, in order."""
+    qualities: list[int] = []
+    save = Image.Image.save
+
+    def counting(image, fp, format=None, **options):
+        if format == "WEBP":
+            qualities.append(options["quality"])
+        return save(image, fp, format, **options)
+
+    monkeypatch.setattr(Image.Image, "save", counting)
+    return qualities
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "extension"),
+    [(1024, 1024, "png"), (1792, 1024, "jpg"), (1024, 1536, "webp"), (200, 120, "png")],
+)
+def test_a_render_is_encoded_once_at_a_quality_that_fits(monkeypatch, width, height, extension):
+    qualities = webp_encodes(monkeypatch)
+
+    facts = make_thumbnail(draw_image(width, height, extension))
+
+    assert len(qualities) == 1
+    assert len(facts.thumbnail) <= thumbnails.THUMBNAIL_TARGET_BYTES
+
+
+def test_a_thumbnail_over_the_target_is_encoded_again_at_the_next_quality(monkeypatch):
+    # Even a small thumbnail of pure noise comes out over a 1 KB target at its first quality.
+    monkeypatch.setattr(thumbnails, "THUMBNAIL_TARGET_BYTES", 1024)
+    qualities = webp_encodes(monkeypatch)
+    noise = Image.frombytes("RGB", (150, 150), random.Random(7).randbytes(150 * 150 * 3))
+    buffer = BytesIO()
+    noise.save(buffer, format="PNG")
+    qualities.clear()
+
+    facts = make_thumbnail(buffer.getvalue())
+
+    assert qualities == list(thumbnails.WEBP_QUALITIES)  # 80 first: 22,500 pixels
+    assert facts.thumbnail  # the last quality is kept whatever its size
 
 
 def test_thumbnail_keeps_transparency():

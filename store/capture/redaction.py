@@ -13,7 +13,7 @@ and tells when it expires.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -71,6 +71,17 @@ _TEXT_ONLY_KEYS = (
 #: Well-known credential shapes, for text that never passed through a request.
 _KEY_SHAPES = re.compile(f"{_PROVIDER_KEYS}|{_TEXT_ONLY_KEYS}")
 _URL_KEY_SHAPES = re.compile(_PROVIDER_KEYS)
+#: A literal every key shape above holds (in a lower-cased text), but the fal key's, which
+#: holds `_FAL_KEY_HINT`. A text with none of them cannot match: most stored texts are let
+#: through by these two fast scans, where the full pattern (a `\b` at the head of each
+#: branch) is tried at every position of a text.
+_URL_KEY_HINTS = re.compile(r"sk-|xai-|aiza|hf_|r8_|pk-|akia|asia")
+_KEY_HINTS = re.compile(
+    f"{_URL_KEY_HINTS.pattern}|bearer|basic|eyj|key=|token=|sig=|signature=|secret=|password="
+)
+_FAL_KEY_HINT = re.compile(r"[0-9a-f]{12}:[0-9a-f]{32}")
+#: What no hint and no secret holds: texts joined by it are checked in one scan each way.
+_SEPARATOR = "\x00"
 #: Shorter "secrets" would scrub ordinary words; real keys are far longer.
 MIN_SECRET_LENGTH = 8
 
@@ -148,7 +159,8 @@ class Scrubber:
         return value
 
     def text(self, value: str) -> str:
-        return _KEY_SHAPES.sub(MASK, self.exact(value))
+        value = self.exact(value)
+        return _KEY_SHAPES.sub(MASK, value) if _may_hold_key(value, _KEY_HINTS) else value
 
     def json(self, value: Any) -> Any:
         """A copy of `value` (dicts, lists, strings...) with the known secrets replaced."""
@@ -157,25 +169,79 @@ class Scrubber:
     def stored(self, value: str) -> str:
         """What a stored text keeps: `text()`, but a URL keeps its signature (evidence)."""
         if value.startswith(("http://", "https://")):
-            return _URL_KEY_SHAPES.sub(MASK, self.exact(value))
+            value = self.exact(value)
+            if _may_hold_key(value, _URL_KEY_HINTS):
+                return _URL_KEY_SHAPES.sub(MASK, value)
+            return value
         return self.text(value)
 
     def record(self, record: CallRecord) -> None:
         """Scrub every stored text of `record` in place: text columns, JSON keys and values,
-        its images' texts; an image's own URL is kept whole (its signature is the evidence)."""
-        _scrub_fields(record, self.stored, keep=("id",))
-        for image in record.images:
-            _scrub_fields(image, self.stored, keep=("url", "sha256"))
+        its images' texts; an image's own URL is kept whole (its signature is the evidence).
+
+        Most records hold nothing to scrub: their texts are gathered and checked in one scan
+        first (`_may_change`), and only a record that may hold a key is scrubbed field by field.
+        """
+        fields = [(record, ("id",))] + [(image, ("url", "sha256")) for image in record.images]
+        texts: list[str] = []
+        urls: list[str] = []
+        for model, keep in fields:
+            _gather(model, keep, texts, urls)
+        if not self._may_change(texts, urls):
+            return
+        for model, keep in fields:
+            _scrub_fields(model, self.stored, keep)
+
+    def _may_change(self, texts: list[str], urls: list[str]) -> bool:
+        """False when `stored()` leaves every one of `texts` (and of `urls`, the texts that
+        are URLs) as it is: none holds a secret of this scrubber or a hint of a key shape."""
+        joined_texts, joined_urls = _SEPARATOR.join(texts), _SEPARATOR.join(urls)
+        return (
+            _may_hold_key(joined_texts, _KEY_HINTS)
+            or _may_hold_key(joined_urls, _URL_KEY_HINTS)
+            or any(secret in joined_texts or secret in joined_urls for secret in self.secrets)
+        )
+
+
+def _may_hold_key(text: str, hints: re.Pattern[str]) -> bool:
+    """False when `text` cannot hold a key shape (`hints` holds a literal of each one of
+    them, `_FAL_KEY_HINT` the fal key's)."""
+    return bool(hints.search(text.lower()) or _FAL_KEY_HINT.search(text))
+
+
+def _gather(model: BaseModel, keep: tuple[str, ...], texts: list[str], urls: list[str]) -> None:
+    """Every text `_scrub_fields` would scrub in `model`: URLs (as `stored()` tells them) into
+    `urls`, the rest into `texts`."""
+    for name, value in model.__dict__.items():
+        if name not in keep and (type(value) is str or isinstance(value, dict | list)):
+            _gather_json(value, texts, urls)
+
+
+def _gather_json(value: Any, texts: list[str], urls: list[str]) -> None:
+    if isinstance(value, str):
+        (urls if value.startswith(("http://", "https://")) else texts).append(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _gather_json(key, texts, urls)
+            _gather_json(item, texts, urls)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _gather_json(item, texts, urls)
 
 
 def _scrub_fields(model: BaseModel, scrub: Callable[[str], str], keep: tuple[str, ...]) -> None:
-    for name, value in model:
+    # Set only what changed: a field assignment on a model costs more than the scrub itself.
+    for name, value in list(model.__dict__.items()):
         if name in keep:
             continue
         if type(value) is str:  # not a StrEnum member: those are validated values
-            setattr(model, name, scrub(value))
+            scrubbed = scrub(value)
         elif isinstance(value, dict | list):
-            setattr(model, name, map_strings(value, scrub, keys=True))
+            scrubbed = map_strings(value, scrub, keys=True)
+        else:
+            continue
+        if scrubbed != value:
+            setattr(model, name, scrubbed)
 
 
 def describe_exception(exc: BaseException, scrubber: Scrubber | None = None) -> str:

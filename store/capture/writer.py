@@ -3,9 +3,10 @@
 Every way in (the recorder's background writer, `import`, `demo`, the spool replay) ends
 here, so a record is priced, its URLs' expiry predicted and its secrets-free JSON stored the
 same way whichever way it came, and the Analytics rollups move in the same transaction
-(`store.schema.rollups.rows_inserted`). Inserts are SQLAlchemy Core `executemany` batches,
-not one ORM object per row, and skip ids already present: replaying a spool or importing a
-file twice never duplicates a call.
+(`store.schema.rollups.rows_inserted`). Inserts are batches in key order through the driver's
+own `executemany` (SQLite) or `COPY` (PostgreSQL) (`store.capture.bulk_insert`), not one ORM
+object per row, and skip ids already present: replaying a spool or importing a file twice
+never duplicates a call.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Insert, Table, insert, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, insert, select, tuple_, update
 from sqlalchemy.exc import DataError
 
+from store.capture.bulk_insert import insert_skipping_present
 from store.capture.call_params import made
 from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
@@ -73,19 +74,38 @@ def _insert_rows(
     review_rows: list[dict[str, Any]],
 ) -> None:
     with engine.begin() as connection:
-        insert_generations = _insert_ignoring_duplicates(engine, GENERATIONS)
-        # Which calls are new: only they count in the rollups, and a call already in the log
-        # keeps its own trail.
-        inserted = set(
-            connection.scalars(insert_generations.returning(GENERATIONS.c.id), generation_rows)
+        # Which calls are new: only they count in the rollups, get their images and reviews
+        # stored (a call already in the log keeps its own), and go through the bulk insert.
+        inserted = _new_ids(connection, [row["id"] for row in generation_rows])
+        insert_skipping_present(
+            connection,
+            GENERATIONS,
+            [row for row in generation_rows if row["id"] in inserted],
+            key=("id",),
+        )
+        insert_skipping_present(
+            connection,
+            IMAGES,
+            [row for row in image_rows if row["generation_id"] in inserted],
+            key=IMAGE_KEY,
         )
         review_rows = [row for row in review_rows if row["generation_id"] in inserted]
-        if image_rows:
-            connection.execute(_insert_ignoring_duplicates(engine, IMAGES), image_rows)
         if review_rows:
             connection.execute(insert(REVIEWS), review_rows)
             _set_current_verdicts(connection, review_rows)
         rows_inserted(connection, inserted)
+
+
+def _new_ids(connection: Connection, ids: list[str]) -> set[str]:
+    """The ids of `ids` not in the log yet, read in this transaction: the rows the bulk insert
+    will add (it has no RETURNING to say so)."""
+    present: set[str] = set()
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        present.update(
+            connection.scalars(select(GENERATIONS.c.id).where(GENERATIONS.c.id.in_(chunk)))
+        )
+    return set(ids) - present
 
 
 def _set_current_verdicts(connection: Connection, review_rows: list[dict[str, Any]]) -> None:
@@ -104,17 +124,18 @@ def _without_nul(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return map_strings(rows, lambda text: text.replace("\x00", "\ufffd"), keys=True)
 
 
-def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
 #: Masks the well-known key shapes (no request's own values: those are scrubbed at capture).
 KEY_SHAPES = Scrubber()
 #: The columns a record gives as they are; the writer works out the others (`_derived`).
 GENERATION_COLUMNS = frozenset(GENERATIONS.c.keys())
 IMAGE_COLUMNS = frozenset(IMAGES.c.keys()) - {"id", "generation_id", "position"}
 REVIEW_COLUMNS = frozenset(REVIEWS.c.keys()) - {"id", "generation_id", "position"}
+#: The `images` columns the writer works out from an image's URL.
+IMAGE_WORKED_OUT = frozenset({"url_host", "expires_at", "expires_source"})
+#: An image's unique key (its `id` is a sequence): the order its rows are inserted in.
+IMAGE_KEY = ("generation_id", "position")
+#: Ids per IN (...) list when looking up which calls are new (under the drivers' bind limits).
+ID_CHUNK = 5000
 
 
 def generation_row(record: CallRecord, *, keep_carried: bool = False) -> dict[str, Any]:
@@ -151,7 +172,9 @@ def image_rows_for(record: CallRecord, *, keep_carried: bool = False) -> Iterabl
     for position, image in enumerate(record.images):
         row = _column_values(image, IMAGE_COLUMNS)
         row.update(generation_id=record.id, position=position)
-        if image.url:
+        # An exported image carries all three: nothing to work out (parsing the URL's query
+        # for its expiry is most of what a row costs here).
+        if image.url and not (keep_carried and image.model_fields_set >= IMAGE_WORKED_OUT):
             worked_out: dict[str, Any] = {"url_host": urlsplit(image.url).hostname}
             prediction = predict_expiry(image.url, record.provider, record.created_at)
             if prediction is not None:

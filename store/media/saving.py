@@ -3,7 +3,8 @@ original if asked (`archive_original`), and UPDATE its `images` row with everyth
 
 This is the one path every thumbnail takes: the recorder's background worker, `imagelog
 thumbnails` and `check` (for a live URL without one) all call `save_image`, through
-`store.media.thumbnail_worker.ThumbnailWorker`. A download doubles as the URL's first probe,
+`store.media.thumbnail_worker.ThumbnailWorker` (which makes the thumbnail itself in its
+low-priority process, `store.media.thumbnail_process`). A download doubles as the URL's first probe,
 classified by the URL checker's own rules (`store.media.url_answers`): a 200 marks it live, a
 403/404/410 (or 400 ExpiredToken) expired, and a timeout, reset or 5xx leaves it unknown (a
 transient failure never marks a URL expired). A failure lands in the row too, as a readable
@@ -15,6 +16,7 @@ moves the call's URL-state summary and the Analytics rollups in the same transac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,13 +68,18 @@ def save_image(
     *,
     archive: Archive | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    thumbnailer: Callable[[bytes], ImageFacts] = make_thumbnail,
 ) -> ImageOutcome:
     """Thumbnail image `position` of call `generation_id` and store what that learnt in its row.
 
     From `data` when the call returned the bytes, else from `url`; never raises for bad input.
     Callers submit an image once its row is inserted; a missing row is logged, not waited for.
+    `thumbnailer` is `make_thumbnail` or a stand-in for it that runs elsewhere (the worker's
+    `ThumbnailProcess.make`).
     """
-    outcome = _learn(client, url, data, archive=archive, max_bytes=max_bytes)
+    outcome = _learn(
+        client, url, data, archive=archive, max_bytes=max_bytes, thumbnailer=thumbnailer
+    )
     key = (IMAGES.c.generation_id == generation_id) & (IMAGES.c.position == position)
     values = _row_values(outcome)
     with engine.begin() as connection:
@@ -117,6 +124,7 @@ def _learn(
     *,
     archive: Archive | None,
     max_bytes: int,
+    thumbnailer: Callable[[bytes], ImageFacts],
 ) -> ImageOutcome:
     """Thumbnail one image from its bytes, or else from its URL; never raises for bad input."""
     check: UrlCheck | None = None
@@ -134,7 +142,7 @@ def _learn(
         check = UrlCheck(UrlState.live, utcnow(), fetched.status, None)
         data, content_type = fetched.data, fetched.content_type
     try:
-        facts = make_thumbnail(data)
+        facts = thumbnailer(data)
     except ImageError as exc:
         served = f" (served as {content_type})" if content_type else ""
         return ImageOutcome(error=f"{exc}{served}", check=check)

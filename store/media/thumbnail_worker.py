@@ -5,6 +5,11 @@ Provider URLs die within the hour (BFL after 10 minutes), so the recorder hands 
 this pool the moment its row is inserted (`submit`, in the background). `imagelog thumbnails`
 and `check` use the same pool and the same path, and wait for the results (`save_all`).
 
+The threads do what waits on the network and the database: downloads and row updates. The
+thumbnail itself (decode, resize, WebP encode: the CPU of it) is made in a separate
+low-priority process (`store.media.thumbnail_process`), so a program that records calls keeps
+its cores for its own work.
+
 A host is anyone's (logged URLs come from imports and gateways), and a slow one holds a thread
 for a download's whole deadline: at most `per_host` downloads from one host run at once and
 its other images wait their turn, so the other hosts' images keep being saved. `close()` is
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
@@ -27,6 +33,7 @@ from store.media.daemon_pool import DaemonPool
 from store.media.fetch import DEFAULT_MAX_BYTES, make_client
 from store.media.network_guard import AllowedNetworks
 from store.media.saving import ImageOutcome, save_image
+from store.media.thumbnail_process import ThumbnailProcess
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,8 @@ class ThumbnailWorker:
     Thread-safe; `submit` never blocks or raises into the caller (a recorder must not slow or
     break the call it records). One httpx client is shared by the pool (it is thread-safe and
     reuses connections to the same CDN): `make_client(allowed_networks=...)`'s unless `client`
-    is given. `archive`: where full-size originals are kept too (none by default).
+    is given; so is one thumbnail process, started with the first image to thumbnail.
+    `archive`: where full-size originals are kept too (none by default).
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class ThumbnailWorker:
         self._client = client or make_client(allowed_networks=allowed_networks)
         # Daemon threads: they serve the recorder's drain at exit.
         self._pool = DaemonPool(workers, "imagelog-thumb", per_key=per_host)
+        self.process = ThumbnailProcess()
         self._pending = 0
         self._idle = threading.Condition()
         self._closed = False
@@ -97,9 +106,11 @@ class ThumbnailWorker:
         """Finish the submitted work (up to `timeout`), then stop the threads and the client.
 
         Returns within `timeout`: images still waiting then are dropped, and downloads still
-        running are left to their daemon threads (they end with the program at the latest);
-        one log line counts both.
+        running are left to their daemon threads (they end with the program at the latest;
+        the client and the thumbnail process are released after the last one); one log line
+        counts both.
         """
+        started = time.monotonic()
         finished = self.join(timeout)
         self._closed = True
         dropped = self._pool.shutdown(wait=finished, cancel_futures=True)
@@ -115,8 +126,8 @@ class ThumbnailWorker:
                 dropped,
                 running,
             )
-        if self._owns_client and not running:  # a running download still uses it
-            self._client.close()
+        if not running:  # else a running download still uses them: released by _done
+            self._release(_remaining(timeout, started))
 
     def __enter__(self) -> ThumbnailWorker:
         return self
@@ -137,6 +148,7 @@ class ThumbnailWorker:
             data,
             archive=self.archive,
             max_bytes=self.max_bytes,
+            thumbnailer=self.process.make,
         )
 
     def _counted(self, images: Iterable[tuple[str, int, str]]) -> Iterator[tuple[str, int, str]]:
@@ -166,7 +178,16 @@ class ThumbnailWorker:
     def _done(self) -> None:
         with self._idle:
             self._pending -= 1
+            last_after_close = self._closed and self._pending == 0
             self._idle.notify_all()
+        if last_after_close:
+            self._release(None)
+
+    def _release(self, timeout: float | None) -> None:
+        """Stop the thumbnail process and the client (if it is the worker's own)."""
+        self.process.close(timeout)
+        if self._owns_client:
+            self._client.close()
 
     @staticmethod
     def _dropped(generation_id: str, position: int) -> None:
@@ -179,3 +200,7 @@ def _host(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return parts.netloc.rpartition("@")[2].lower() or None
+
+
+def _remaining(timeout: float | None, started: float) -> float | None:
+    return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))

@@ -27,10 +27,16 @@ from store.media.decode_budget import DecodeBudget
 
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIDE = 256
-#: WebP qualities tried in turn until the thumbnail fits THUMBNAIL_TARGET_BYTES; the last one
-#: is kept whatever its size, so a noisy image still gets a thumbnail.
+#: WebP qualities, best first: a thumbnail starts at the one its pixel count fits the target
+#: at (`_first_quality`) and steps down only when it came out over THUMBNAIL_TARGET_BYTES; the
+#: last one is kept whatever its size, so a noisy image still gets a thumbnail.
 WEBP_QUALITIES = (80, 65, 50)
 THUMBNAIL_TARGET_BYTES = 16 * 1024
+#: The most pixels a thumbnail can have and still fit the target at each quality but the last:
+#: a render's grain costs ~0.34 byte a pixel at 80 and ~0.25 at 65 (benchmarks/thumbnails.py's
+#: sources; a flat picture costs less), so a full 256x256 thumbnail starts at 50 and is
+#: encoded once, where trying 80 and 65 first encoded it three times.
+WEBP_MAX_PIXELS = (40_000, 55_000)
 #: Images larger than this are refused before decoding: 64 MP is 4x a 4096x4096 render, well
 #: below Pillow's own guard (89 MP warns, 179 MP raises), which stays on as a second line.
 MAX_IMAGE_PIXELS = 64_000_000
@@ -116,13 +122,21 @@ def _webp_thumbnail(image: Image.Image) -> bytes:
         small = small.resize(size, Image.Resampling.LANCZOS)
     small = _upright(small, exif)
     encoded = b""
-    for quality in WEBP_QUALITIES:
+    for quality in WEBP_QUALITIES[_first_quality(small.size) :]:
         buffer = BytesIO()
         small.save(buffer, format="WEBP", quality=quality, method=4)
         encoded = buffer.getvalue()
         if len(encoded) <= THUMBNAIL_TARGET_BYTES:
             break
     return encoded
+
+
+def _first_quality(size: tuple[int, int]) -> int:
+    """The index in WEBP_QUALITIES of the best quality a thumbnail of `size` is expected to
+    fit THUMBNAIL_TARGET_BYTES at, judged from its pixel count before any encode."""
+    pixels = size[0] * size[1]
+    fitting = (index for index, most in enumerate(WEBP_MAX_PIXELS) if pixels <= most)
+    return next(fitting, len(WEBP_QUALITIES) - 1)
 
 
 def decoded_bytes(image: Image.Image) -> int:
