@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.schema.enums import Status, UrlState
+from store.schema.enums import UNREAD, Credentials, Status, UrlState
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -228,6 +228,13 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="only calls with an image in this URL state (repeatable)",
     )
+    parser.add_argument(
+        "--credentials",
+        choices=[*(state.value for state in Credentials), UNREAD],
+        action="append",
+        help="only calls with an image whose content credentials (C2PA) read so: trusted, "
+        "valid, invalid, none (no manifest) or unread (repeatable)",
+    )
     parser.add_argument("--search", help="full-text search in prompts")
     parser.add_argument("--min-cost", type=_cost, help="cost at least this many USD")
     parser.add_argument("--max-cost", type=_cost, help="cost at most this many USD")
@@ -253,6 +260,7 @@ def _log_filter(args: argparse.Namespace, engine: Engine) -> LogFilter:
         models=tuple(args.model or ()),
         statuses=(args.status,) if args.status else (),
         url_states=tuple(args.url_state or ()),
+        credentials=tuple(args.credentials or ()),
         since=args.since,
         until=args.until,
         min_cost=args.min_cost,

@@ -1,5 +1,6 @@
-"""Save one image: fetch it (unless its bytes came with the call), thumbnail it, archive the
-original if asked, and UPDATE its `images` row with everything that taught.
+"""Save one image: fetch it (unless its bytes came with the call), thumbnail it, read its
+content credentials and hash its picture, archive the original if asked, and UPDATE its
+`images` row with everything that taught.
 
 This is the one path every thumbnail takes: the recorder's background worker, `imagelog
 thumbnails` and `check` (for a live URL without one) all call `save_image`, through
@@ -22,11 +23,13 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, update
 
+from store.media.credentials import ContentCredentials, read_credentials
 from store.media.fetch import DEFAULT_MAX_BYTES, FetchError, fetch_image
+from store.media.lookalike import perceptual_hash
 from store.media.network_guard import REFUSED_ADDRESS
 from store.media.thumbnails import ImageError, ImageFacts, make_thumbnail
 from store.media.url_answers import ERROR_CODE_LENGTH
-from store.schema.models import IMAGES, UrlState, utcnow
+from store.schema.models import IMAGES, UrlState, phash_bands, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class ImageOutcome:
     error: str | None = None
     check: UrlCheck | None = None
     archive_path: str | None = None
+    credentials: ContentCredentials | None = None  # None: c2pa cannot read the format
+    phash: str | None = None
 
 
 def save_image(
@@ -84,6 +89,9 @@ def _row_values(outcome: ImageOutcome) -> dict[str, object]:
     values: dict[str, object] = {}
     if outcome.facts is not None:
         values.update(outcome.facts.columns(), thumbnail_error=None)
+        values.update(phash=outcome.phash, **phash_bands(outcome.phash))
+    if outcome.credentials is not None:
+        values.update(outcome.credentials.columns())
     elif outcome.error is not None:
         values["thumbnail_error"] = outcome.error[:THUMBNAIL_ERROR_LENGTH]
     if outcome.archive_path is not None:
@@ -132,7 +140,13 @@ def _learn(
         served = f" (served as {content_type})" if content_type else ""
         return ImageOutcome(error=f"{exc}{served}", check=check)
     archive_path = str(archive_original(archive_dir, facts, data)) if archive_dir else None
-    return ImageOutcome(facts=facts, check=check, archive_path=archive_path)
+    return ImageOutcome(
+        facts=facts,
+        check=check,
+        archive_path=archive_path,
+        credentials=read_credentials(data, facts.format),
+        phash=perceptual_hash(facts.thumbnail),
+    )
 
 
 def archive_original(archive_dir: Path, facts: ImageFacts, data: bytes) -> Path:
