@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store.schema.enums import UNREAD, Credentials, Status, UrlState
+from store.schema.lookalike import DEFAULT_MAX_DISTANCE, MAX_DISTANCE
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -415,6 +416,63 @@ def _run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_similar(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "similar",
+        help="clusters of look-alike images (near perceptual hashes)",
+        description="Group the images of the filtered calls whose perceptual hashes are at "
+        "most --max-distance bits apart (chained: a cluster holds every image within the "
+        "distance of another of it), largest cluster first, each image with its call id, "
+        "position, hash, distance to the cluster's first image, time, provider, model and "
+        "prompt.",
+    )
+    parser.add_argument(
+        "--max-distance",
+        type=_distance,
+        default=DEFAULT_MAX_DISTANCE,
+        metavar="N",
+        help=f"bits of 64 apart that still look alike, 0 to {MAX_DISTANCE} (0: the same "
+        "picture; default %(default)s)",
+    )
+    _add_filter_arguments(parser)
+    parser.set_defaults(run=_run_similar)
+
+
+def _distance(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bits: {text!r}") from None
+    if not 0 <= value <= MAX_DISTANCE:
+        raise argparse.ArgumentTypeError(f"a distance is 0 to {MAX_DISTANCE} bits, not {value}")
+    return value
+
+
+def _run_similar(args: argparse.Namespace) -> int:
+    from store.media.lookalike import hamming
+    from store.queries import clusters
+
+    distance = args.max_distance
+    with opened_engine(args) as engine:
+        found = clusters(engine, _log_filter(args, engine), max_distance=distance)
+    if not found:
+        print(f"no look-alike images within {distance} bits")
+        return 0
+    for number, cluster in enumerate(found, 1):
+        print(f"cluster {number}: {len(cluster)} images within {distance} bits")
+        first = cluster[0].phash
+        for member in cluster:
+            prompt = " ".join(member.prompt.split())
+            print(
+                f"  {member.generation_id} {member.position:>2} {member.phash} "
+                f"d={hamming(first, member.phash):<2} {member.created_at:%Y-%m-%d %H:%M} "
+                f"{member.provider}/{member.model} {prompt[:60]}"
+            )
+    images = sum(len(cluster) for cluster in found)
+    print(f"{len(found)} clusters, {images} images")
+    return 0
+
+
 def _seconds(milliseconds: float | None) -> str:
     if milliseconds is None or milliseconds != milliseconds:  # None, or NaN from pandas
         return "-"
@@ -715,6 +773,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_export,
     _add_copy,
     _add_stats,
+    _add_similar,
     _add_demo,
     _add_thumbnails,
     _add_check,

@@ -34,6 +34,6 @@ def perceptual_hash(thumbnail: bytes) -> str | None:
         return None
 
 
-def distance(first: str, second: str) -> int:
+def hamming(first: str, second: str) -> int:
     """The Hamming distance between two hashes: how many of their 64 bits differ."""
     return (int(first, 16) ^ int(second, 16)).bit_count()

@@ -43,6 +43,7 @@ from sqlalchemy.types import DateTime
 from sqlmodel import Field, SQLModel
 
 from store.schema.enums import CostSource, Credentials, Operation, Status, UrlState, Verdict
+from store.schema.lookalike import PHASH_BAND_BITS, PHASH_BANDS
 
 #: JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL, not JSON null.
 JSONColumn = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -133,12 +134,6 @@ _HEX_ID = re.compile(r"[0-9a-f]{32}")
 #: The range of an SQL INTEGER column on both backends (PostgreSQL's is 32-bit).
 INTEGER_RANGE = (-(2**31), 2**31 - 1)
 _PHASH = re.compile(r"[0-9a-f]{16}")
-
-#: A perceptual hash is cut into this many 16-bit bands, each an indexed column. Pigeonhole:
-#: two hashes at most 3 bits apart share at least one band exactly, and two at most
-#: 4r+3 bits apart have a band at most r bits apart (store/queries/similar.py searches those).
-PHASH_BANDS = 4
-PHASH_BAND_BITS = 16
 
 
 def phash_bands(phash: str | None) -> dict[str, int | None]:
@@ -314,7 +309,7 @@ class ImageFields(SQLModel):
     )
     c2pa_error: str | None = Field(default=None, max_length=500)  # why invalid, or unreadable
     # Look-alike images: a 64-bit perceptual hash (imagehash's pHash, 16 hex digits) and its
-    # four 16-bit bands, each indexed, derived from it (`phash_bands`): see PHASH_BANDS.
+    # four 16-bit bands, each indexed, derived from it (`phash_bands`; store/schema/lookalike.py).
     phash: str | None = Field(default=None, max_length=16)
     phash_band0: int | None = None
     phash_band1: int | None = None
