@@ -15,6 +15,7 @@ import streamlit as st
 from components import badges
 from components.text import plain
 
+from store.media.credentials import is_flagged
 from store.queries import ImageDetail
 from store.schema.models import UrlState
 
@@ -33,9 +34,10 @@ CARD_HEIGHT = 560
 CARD_PROMPT_CHARS = 90
 
 
-def gallery_card(row: pd.Series, now: datetime) -> None:
-    """A bordered card of fixed height: thumbnail, URL-state and verdict chips, expiry, the
-    prompt's start, model, time, and a link to Detail."""
+def gallery_card(row: pd.Series, now: datetime, lookalikes: int = 0) -> None:
+    """A bordered card of fixed height: thumbnail, URL-state and verdict chips (and a
+    credentials chip when they are missing or fail), expiry, the prompt's start, model, time,
+    and a link to Detail. `lookalikes`: how many look-alikes of the page it stands for."""
     with st.container(border=True, height=CARD_HEIGHT):
         if isinstance(row["thumbnail"], bytes) and row["thumbnail"]:
             st.image(data_uri(row["thumbnail"]), width="stretch")
@@ -43,6 +45,14 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
             st.caption(":material/hide_image: no cached thumbnail")
         badges.badge(row["url_state"])
         badges.verdict_badge(row["verdict"])
+        if is_flagged(row["c2pa_state"]):
+            badges.credentials_badge(row["c2pa_state"])
+        if lookalikes:
+            st.badge(
+                f"+{lookalikes} look-alike{'s' * (lookalikes > 1)}",
+                icon=":material/filter_none:",
+                color="violet",
+            )
         st.caption(badges.when(row["url_state"], row["expires_at"], None, now))
         prompt = str(row["prompt"] or "")
         cut = prompt[:CARD_PROMPT_CHARS] + ("…" if len(prompt) > CARD_PROMPT_CHARS else "")

@@ -2,7 +2,8 @@
 
 Read top to bottom: how much (totals), when (calls and cost over time), how fast (latency
 p50/p95 per provider and model), who (the busiest models), and how the reviewers judged the
-images (the flagged share of each model's reviewed images).
+images (the flagged share of each model's reviewed images), and what their content
+credentials say.
 """
 
 from datetime import timedelta
@@ -11,7 +12,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
-from components import data, filters
+from components import badges, data, filters
 
 from store.queries import LogFilter, Summary
 from store.queries.analytics import BUCKETS, Bucket
@@ -198,6 +199,25 @@ def reviews(shares: pd.DataFrame) -> None:
     )
 
 
+def credentials(counts: dict[str, int]) -> None:
+    """Images of the view per content-credentials state, the flagged ones (missing or
+    failing) first, as the filter offers them."""
+    st.subheader("Content credentials")
+    total = sum(counts.values())
+    if not total:
+        st.caption("No image in this view.")
+        return
+    for column, state in zip(st.columns(len(badges.CREDENTIALS)), badges.CREDENTIALS, strict=True):
+        count = counts.get(state, 0)
+        column.metric(
+            badges.credentials_label(state).capitalize(),
+            f"{count:,}",
+            f"{count / total:.1%} of images",
+            delta_color="off",
+            border=True,
+        )
+
+
 def _columns() -> dict[str, Any]:
     return {
         "provider": "Provider",
@@ -221,3 +241,4 @@ over_time(view, figures.activity, bucket)
 latency(figures.providers, figures.models)
 busiest(figures.top_models(10))
 reviews(data.flagged_share(view))
+credentials(data.credential_counts(view))
