@@ -30,11 +30,12 @@ def stored_rows(engine):
     return generations, images
 
 
-def test_the_readme_shows_a_recording_snippet_and_a_tracking_snippet():
+def test_the_readme_shows_a_recording_snippet_a_tracking_snippet_and_a_lookup_snippet():
     snippets = python_snippets()
-    assert len(snippets) == 2
+    assert len(snippets) == 3
     assert "recorder.httpx_client()" in snippets[0]
     assert "recorder.track(" in snippets[1]
+    assert "similar_images(" in snippets[2]
 
 
 def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
@@ -46,7 +47,7 @@ def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     hosted = image_host.url("/img/flux.webp?w=1024&h=768")
     replicate = SimpleNamespace(run=lambda model, input: [hosted])
-    quickstart, tracking = python_snippets()
+    quickstart, tracking, _lookup = python_snippets()
 
     namespace: dict = {}
     exec(quickstart, namespace)
@@ -68,3 +69,32 @@ def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
     assert tracked_image["url"] == hosted
     assert (tracked_image["width"], tracked_image["height"]) == (1024, 768)
     assert tracked_image["thumbnail"]
+
+
+def test_the_readme_lookup_snippet_counts_by_credentials_and_lists_look_alikes(engine, capsys):
+    from store.capture.writer import insert_calls
+    from store.schema.records import CallRecord, ImageRecord
+
+    near, far = "c3a5e1f00f1e5a3d", "3c5a1e0ff0e1a5c3"  # 1 bit and 64 bits from the README's
+    insert_calls(
+        engine,
+        [
+            CallRecord(
+                provider="openai",
+                prompt=prompt,
+                images=[ImageRecord(phash=phash, c2pa_state=state)],
+            )
+            for prompt, phash, state in (
+                ("a fox", near, "none"),
+                ("a lighthouse", far, "valid"),
+            )
+        ],
+    )
+    *_, lookup = python_snippets()
+    namespace = {"recorder": SimpleNamespace(engine=engine)}
+
+    exec(lookup, namespace)
+
+    assert namespace["unsigned_or_altered"] == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("1 ") and line.endswith(" 0 a fox")
