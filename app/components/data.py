@@ -167,16 +167,18 @@ def recent_changes(limit: int = 20) -> list[review.Change]:
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def _similar(
-    url: str, phash: str, exclude: tuple[str, int], max_distance: int
+    url: str, phash: str, exclude: tuple[str, int], max_distance: int, limit: int
 ) -> list[queries.LookAlike]:
     return queries.similar_images(
-        engine_for(url), phash, max_distance=max_distance, exclude=exclude
+        engine_for(url), phash, max_distance=max_distance, limit=limit, exclude=exclude
     )
 
 
-def similar(phash: str, exclude: tuple[str, int], max_distance: int) -> list[queries.LookAlike]:
-    """The look-alikes of an image across the whole log, nearest first."""
-    return _similar(database_url(), phash, exclude, max_distance)
+def similar(
+    phash: str, exclude: tuple[str, int], max_distance: int, limit: int
+) -> list[queries.LookAlike]:
+    """The `limit` nearest look-alikes of an image across the whole log."""
+    return _similar(database_url(), phash, exclude, max_distance, limit)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)

@@ -17,8 +17,9 @@ from store.queries import ImageDetail
 from store.schema.enums import Credentials
 from store.schema.lookalike import DEFAULT_MAX_DISTANCE
 
-#: Look-alikes listed under an image, nearest first.
+#: Look-alikes shown under an image, nearest first, and how many are looked up (more: "12+").
 SIMILAR_SHOWN = 6
+SIMILAR_LIMIT = 12
 
 
 def credentials(image: ImageDetail) -> None:
@@ -65,15 +66,18 @@ def similar(image: ImageDetail) -> None:
     if not image.phash:
         st.caption("Similar images: no perceptual hash (no thumbnail was made).")
         return
-    found = data.similar(image.phash, (image.generation_id, image.position), DEFAULT_MAX_DISTANCE)
+    found = data.similar(
+        image.phash, (image.generation_id, image.position), DEFAULT_MAX_DISTANCE, SIMILAR_LIMIT
+    )
     if not found:
         st.caption(
             f"Similar images: none in the log within {DEFAULT_MAX_DISTANCE} bits "
             f"(hash {image.phash})."
         )
         return
+    count = f"{len(found)}+" if len(found) == SIMILAR_LIMIT else str(len(found))
     st.caption(
-        f"Similar images across the log ({len(found)} within {DEFAULT_MAX_DISTANCE} bits of "
+        f"Similar images across the log ({count} within {DEFAULT_MAX_DISTANCE} bits of "
         f"hash {image.phash}; 0 is the same picture)"
     )
     for column, each in zip(st.columns(SIMILAR_SHOWN), found[:SIMILAR_SHOWN], strict=False):
@@ -81,12 +85,12 @@ def similar(image: ImageDetail) -> None:
             if each.thumbnail:
                 st.image(image_cards.data_uri(each.thumbnail), width="stretch")
             st.caption(
-                f"distance {each.distance} · {plain(each.provider)} · "
-                f"{each.created_at:%Y-%m-%d %H:%M}"
+                f"distance {each.distance} · image {each.position + 1} · "
+                f"{plain(each.provider)} · {each.created_at:%Y-%m-%d %H:%M}"
             )
             st.page_link(
                 image_cards.DETAIL_PAGE,
-                label=f"Image {each.position + 1} of its call",
+                label="Open",
                 icon=":material/open_in_new:",
                 query_params={"log": each.generation_id},
             )
