@@ -427,6 +427,12 @@ def _add_similar(subparsers: Subparsers) -> None:
         "prompt.",
     )
     parser.add_argument(
+        "--hash-missing",
+        action="store_true",
+        help="first hash the images stored before hashes were kept (from their thumbnails, "
+        "no network)",
+    )
+    parser.add_argument(
         "--max-distance",
         type=_distance,
         default=DEFAULT_MAX_DISTANCE,
@@ -449,11 +455,13 @@ def _distance(text: str) -> int:
 
 
 def _run_similar(args: argparse.Namespace) -> int:
-    from store.media.lookalike import hamming
+    from store.media.lookalike import hamming, hash_missing
     from store.queries import clusters
 
     distance = args.max_distance
     with opened_engine(args) as engine:
+        if args.hash_missing:
+            print(f"hashed {hash_missing(engine):,} images from their thumbnails")
         found = clusters(engine, _log_filter(args, engine), max_distance=distance)
     if not found:
         print(f"no look-alike images within {distance} bits")

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from store.capture.writer import insert_calls
 from store.cli import main
-from store.media.lookalike import hamming
+from store.media.lookalike import hamming, perceptual_hash
+from store.media.thumbnails import make_thumbnail
 from store.queries import LogFilter, clusters, similar_images
 from store.queries.similar import band_neighbours, group_lookalikes, page_groups
 from store.schema.models import IMAGES, phash_bands
@@ -138,3 +139,29 @@ def test_band_neighbours_and_page_groups():
     hashes = ["0000000000000000", None, "0000000000000001", "ffffffffffffffff"]
     assert list(page_groups(hashes, 3)) == [[0, 2], [1], [3]]
     assert sorted(map(sorted, group_lookalikes(["ab" * 8] * 3, 0))) == [[0, 1, 2]]
+
+
+def test_images_stored_before_hashes_were_kept_are_hashed_from_their_thumbnails(
+    engine, db_url, capsys
+):
+    thumbnail = make_thumbnail(draw_image(512, 512)).thumbnail
+    insert_calls(
+        engine,
+        [
+            CallRecord(provider="import", images=[ImageRecord(thumbnail=thumbnail)]),
+            CallRecord(provider="import", images=[ImageRecord(thumbnail=thumbnail)]),
+            CallRecord(provider="import", images=[ImageRecord(thumbnail=b"not a picture")]),
+        ],
+    )
+
+    assert main(["--database-url", db_url, "similar", "--hash-missing"]) == 0
+
+    out = capsys.readouterr().out
+    assert "hashed 2 images from their thumbnails" in out
+    assert "cluster 1: 2 images within 6 bits" in out
+    with engine.connect() as connection:
+        stored = connection.execute(select(IMAGES.c.phash, IMAGES.c.phash_band2)).all()
+    expected = perceptual_hash(thumbnail)
+    assert sorted(stored, key=str) == sorted(
+        [(expected, phash_bands(expected)["phash_band2"])] * 2 + [(None, None)], key=str
+    )
