@@ -117,3 +117,34 @@ def test_credentials_filter_counts_calls_by_what_their_images_say(recorder, imag
 
     assert (count("valid"), count("invalid"), count("none"), count("unread")) == (1, 1, 1, 1)
     assert count("invalid", "none") == 2  # what an auditor looks at first
+
+
+def test_an_imported_line_with_a_made_up_state_or_hash_is_refused_by_name(db_url, tmp_path, capsys):
+    import json
+
+    from store.cli import main
+
+    lines = [
+        {"provider": "openai", "images": [{"c2pa_state": "forged"}]},
+        {"provider": "openai", "images": [{"phash": "../../etc/passwd"}]},
+        {"provider": "openai", "images": [{"c2pa_state": "valid", "c2pa_issuer": "OpenAI"}]},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    assert main(["--database-url", db_url, "import", str(source), "--no-progress"]) == 1
+
+    err = capsys.readouterr().err
+    assert "line 1" in err and "c2pa_state" in err
+    assert "line 2" in err and "phash must be 16 lowercase hex digits" in err
+    assert count_logs_of(db_url, ("valid",)) == 1
+
+
+def count_logs_of(db_url: str, states: tuple[str, ...]) -> int:
+    from store.schema.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        return count_logs(engine, LogFilter(credentials=states))[0]
+    finally:
+        engine.dispose()
