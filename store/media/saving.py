@@ -90,10 +90,10 @@ def _row_values(outcome: ImageOutcome) -> dict[str, object]:
     if outcome.facts is not None:
         values.update(outcome.facts.columns(), thumbnail_error=None)
         values.update(phash=outcome.phash, **phash_bands(outcome.phash))
-    if outcome.credentials is not None:
-        values.update(outcome.credentials.columns())
     elif outcome.error is not None:
         values["thumbnail_error"] = outcome.error[:THUMBNAIL_ERROR_LENGTH]
+    if outcome.credentials is not None:
+        values.update(outcome.credentials.columns())
     if outcome.archive_path is not None:
         values["archive_path"] = outcome.archive_path
     if (check := outcome.check) is not None:
