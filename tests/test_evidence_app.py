@@ -141,4 +141,4 @@ def test_the_gallery_groups_look_alikes_into_one_card(evidence_log):
 
     no_exception(app)
     assert len(shown_thumbnails(app)) == 3
-    assert any("+1 look-alike" in badge.proto.body for badge in app.get("markdown"))
+    assert any("+1 look-alike]" in caption.value for caption in app.caption)

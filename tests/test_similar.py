@@ -165,3 +165,17 @@ def test_images_stored_before_hashes_were_kept_are_hashed_from_their_thumbnails(
     assert sorted(stored, key=str) == sorted(
         [(expected, phash_bands(expected)["phash_band2"])] * 2 + [(None, None)], key=str
     )
+
+
+def test_a_flood_of_one_picture_is_one_candidate_and_the_nearest_come_first(engine):
+    rng = random.Random(3)
+    flood = f"{rng.getrandbits(64):016x}"
+    near, farther = flipped(flood, 1, rng), flipped(flood, 5, rng)
+    insert_calls(engine, calls_with_hashes([farther, near] + [flood] * 2000))
+
+    nearest = similar_images(engine, near, max_distance=6, limit=3)
+    found = similar_images(engine, farther, max_distance=11, limit=2001)
+
+    assert [each.distance for each in nearest] == [0, 1, 1]
+    assert len(found) == 2001 and found[0].phash == farther
+    assert {each.phash for each in found[1:]} <= {near, flood}

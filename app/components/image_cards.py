@@ -47,13 +47,10 @@ def gallery_card(row: pd.Series, now: datetime, lookalikes: int = 0) -> None:
         badges.verdict_badge(row["verdict"])
         if is_flagged(row["c2pa_state"]):
             badges.credentials_badge(row["c2pa_state"])
-        if lookalikes:
-            st.badge(
-                f"+{lookalikes} look-alike{'s' * (lookalikes > 1)}",
-                icon=":material/filter_none:",
-                color="violet",
-            )
-        st.caption(badges.when(row["url_state"], row["expires_at"], None, now))
+        when = badges.when(row["url_state"], row["expires_at"], None, now)
+        if lookalikes:  # on the caption's line: a card's height is fixed
+            when += f" · :violet[+{lookalikes} look-alike{'s' * (lookalikes > 1)}]"
+        st.caption(when)
         prompt = str(row["prompt"] or "")
         cut = prompt[:CARD_PROMPT_CHARS] + ("…" if len(prompt) > CARD_PROMPT_CHARS else "")
         st.text(cut)

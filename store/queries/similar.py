@@ -15,11 +15,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
+from typing import Any
 
-from sqlalchemy import Engine, func, select, union
+from sqlalchemy import CompoundSelect, Engine, Row, Select, func, select, union
 
 from store.media.lookalike import hamming
-from store.queries.filters import GENERATIONS, IMAGES, LogFilter, generation_conditions, where
+from store.queries.filters import (
+    GENERATIONS,
+    IMAGES,
+    LogFilter,
+    generation_conditions,
+    require_positive,
+    where,
+)
 from store.queries.hints import plan_hints
 from store.schema.lookalike import (
     DEFAULT_MAX_DISTANCE,
@@ -29,9 +37,6 @@ from store.schema.lookalike import (
 )
 from store.schema.models import phash_bands
 
-#: At most this many candidates are weighed for one lookup: a flood of one picture (a test
-#: suite logging the same image all day) still answers at once, nearest first.
-MAX_CANDIDATES = 5_000
 #: Prompts as much as a list shows.
 PROMPT_PREVIEW_CHARS = 80
 
@@ -78,64 +83,71 @@ def similar_images(
     exclude: tuple[str, int] | None = None,
 ) -> list[LookAlike]:
     """The images of the whole log within `max_distance` bits of `phash`, nearest first (then
-    newest), at most `limit`; `exclude` is the (call id, position) the lookup is for."""
+    the last recorded), at most `limit`; `exclude` is the (call id, position) the lookup is
+    for. Exact: every image within the distance is a candidate (see the module docstring)."""
     check_distance(max_distance)
-    i, g = IMAGES.c, GENERATIONS.c
+    require_positive(limit=limit)
+    wanted = limit + (exclude is not None)
+    found: list[LookAlike] = []
     with engine.connect() as connection:
-        candidates = connection.execute(_candidates(phash, max_distance)).all()
-        near = sorted(
-            (hamming(phash, found), image_id)
-            for image_id, found in candidates
-            if hamming(phash, found) <= max_distance
-        )
-        if not near:
-            return []
-        distances = dict((image_id, distance) for distance, image_id in near)
-        rows = connection.execute(
-            select(
-                i.id,
-                i.generation_id,
-                i.position,
-                i.phash,
-                i.thumbnail,
-                g.created_at,
-                g.provider,
-                g.model,
-                func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
-            )
-            .join_from(IMAGES, GENERATIONS, g.id == i.generation_id)
-            .where(i.id.in_([image_id for _, image_id in near[: limit + 1]]))
-        ).all()
-    found = [
-        LookAlike(
-            generation_id=row.generation_id,
-            position=row.position,
-            distance=distances[row.id],
-            phash=row.phash,
-            created_at=row.created_at,
-            provider=row.provider,
-            model=row.model,
-            prompt=row.prompt or "",
-            thumbnail=row.thumbnail,
-        )
-        for row in rows
-        if (row.generation_id, row.position) != exclude
-    ]
-    found.sort(key=lambda each: (each.distance, -each.created_at.timestamp()))
-    return found[:limit]
+        hashes = connection.scalars(_candidate_hashes(phash, max_distance)).all()
+        by_distance: dict[int, list[str]] = {}
+        for candidate in hashes:
+            if (bits := hamming(phash, candidate)) <= max_distance:
+                by_distance.setdefault(bits, []).append(candidate)
+        for bits in sorted(by_distance):
+            rows = connection.execute(_images_with(by_distance[bits], wanted - len(found))).all()
+            found += [
+                LookAlike(distance=bits, prompt=row.prompt or "", **_fields(row)) for row in rows
+            ]
+            if len(found) >= wanted:
+                break
+    return [each for each in found if (each.generation_id, each.position) != exclude][:limit]
 
 
-def _candidates(phash: str, max_distance: int):
-    """(id, phash) of every image sharing a band value within the radius with `phash`: one
-    index range read per band (the index holds the hash too), their union, capped."""
+def _candidate_hashes(phash: str, max_distance: int) -> CompoundSelect:
+    """The distinct hashes sharing a band value within the radius with `phash`: one index
+    range read per band (the index holds the hash, so no row is read), their union. Distinct
+    hashes, not images: a picture logged ten thousand times is one candidate."""
     radius = max_distance // PHASH_BANDS
     i = IMAGES.c
     reads = [
-        select(i.id, i.phash).where(i[name].in_(band_neighbours(value, radius)))
+        select(i.phash).where(i[name].in_(band_neighbours(value, radius)))
         for name, value in phash_bands(phash).items()
         if value is not None
     ]
-    return union(*reads).limit(MAX_CANDIDATES)
+    return union(*reads)
+
+
+def _images_with(hashes: list[str], limit: int) -> Select:
+    """The last recorded `limit` images having one of `hashes`, with their calls: read through
+    the first band's index (its values pin the hashes down), never a scan."""
+    i, g = IMAGES.c, GENERATIONS.c
+    first_bands = {phash_bands(phash)["phash_band0"] for phash in hashes}
+    return (
+        select(
+            i.generation_id,
+            i.position,
+            i.phash,
+            i.thumbnail,
+            g.created_at,
+            g.provider,
+            g.model,
+            func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),
+        )
+        .join_from(IMAGES, GENERATIONS, g.id == i.generation_id)
+        .where(i.phash_band0.in_(first_bands), i.phash.in_(hashes))
+        .order_by(i.id.desc())
+        .limit(limit)
+    )
+
+
+#: The LookAlike fields a row of `_images_with` gives as they are.
+_ROW_FIELDS = ("generation_id", "position", "phash", "thumbnail", "created_at", "provider", "model")
+
+
+def _fields(row: Row[Any]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _ROW_FIELDS}
 
 
 # --- clusters (the CLI) ---------------------------------------------------------------------
