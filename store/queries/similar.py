@@ -208,7 +208,8 @@ def clusters(
 def group_lookalikes(hashes: list[str], max_distance: int) -> list[list[int]]:
     """Indexes of `hashes` grouped into connected look-alikes (union-find over the pairs
     within `max_distance` that the band buckets propose). Equal hashes are joined first,
-    so a flood of one picture costs one bucket entry, not a pairwise comparison."""
+    so a flood of one picture costs one bucket entry, not a pairwise comparison; hashes are
+    compared as integers (parsing hex per comparison would cost more than the comparison)."""
     check_distance(max_distance)
     parent = list(range(len(hashes)))
 
@@ -221,21 +222,22 @@ def group_lookalikes(hashes: list[str], max_distance: int) -> list[list[int]]:
     def join(first: int, second: int) -> None:
         parent[root(first)] = root(second)
 
-    unique: dict[str, int] = {}
+    unique: dict[int, int] = {}  # hash value -> the first index holding it
     for index, phash in enumerate(hashes):
-        join(index, unique.setdefault(phash, index))
+        join(index, unique.setdefault(int(phash, 16), index))
     radius = max_distance // PHASH_BANDS
-    buckets: list[dict[int, list[str]]] = [{} for _ in range(PHASH_BANDS)]
-    for phash in unique:
-        for band, value in enumerate(phash_bands(phash).values()):
-            assert value is not None
-            buckets[band].setdefault(value, []).append(phash)
-    for phash, index in unique.items():
-        for band, value in enumerate(phash_bands(phash).values()):
-            assert value is not None
-            for neighbour in band_neighbours(value, radius):
-                for other in buckets[band].get(neighbour, ()):
-                    if other > phash and hamming(phash, other) <= max_distance:
+    mask = (1 << PHASH_BAND_BITS) - 1
+    shifts = [PHASH_BAND_BITS * (PHASH_BANDS - 1 - band) for band in range(PHASH_BANDS)]
+    buckets: list[dict[int, list[int]]] = [{} for _ in range(PHASH_BANDS)]
+    for value in unique:
+        for band, shift in enumerate(shifts):
+            buckets[band].setdefault((value >> shift) & mask, []).append(value)
+    for value, index in unique.items():
+        for band, shift in enumerate(shifts):
+            bucket = buckets[band]
+            for neighbour in band_neighbours((value >> shift) & mask, radius):
+                for other in bucket.get(neighbour, ()):
+                    if other > value and (value ^ other).bit_count() <= max_distance:
                         join(index, unique[other])
     grouped: dict[int, list[int]] = {}
     for index in range(len(hashes)):
