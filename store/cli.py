@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.schema.enums import Status, UrlState
+from store.schema.enums import UNREAD, Credentials, Status, UrlState
+from store.schema.lookalike import DEFAULT_MAX_DISTANCE, MAX_DISTANCE
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -241,6 +242,13 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="only calls with an image in this URL state (repeatable)",
     )
+    parser.add_argument(
+        "--credentials",
+        choices=[*(state.value for state in Credentials), UNREAD],
+        action="append",
+        help="only calls with an image whose content credentials (C2PA) read so: trusted, "
+        "valid, invalid, none (no manifest) or unread (repeatable)",
+    )
     parser.add_argument("--search", help="full-text search in prompts")
     parser.add_argument("--min-cost", type=_cost, help="cost at least this many USD")
     parser.add_argument("--max-cost", type=_cost, help="cost at most this many USD")
@@ -266,6 +274,7 @@ def _log_filter(args: argparse.Namespace, engine: Engine) -> LogFilter:
         models=tuple(args.model or ()),
         statuses=(args.status,) if args.status else (),
         url_states=tuple(args.url_state or ()),
+        credentials=tuple(args.credentials or ()),
         since=args.since,
         until=args.until,
         min_cost=args.min_cost,
@@ -418,6 +427,71 @@ def _run_stats(args: argparse.Namespace) -> int:
     with reading_engine(args) as engine:
         summary = provider_summary(engine, _log_filter(args, engine), by=args.by)
     print(format_summary_table(summary.to_dict("records")))
+    return 0
+
+
+def _add_similar(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "similar",
+        help="clusters of look-alike images (near perceptual hashes)",
+        description="Group the images of the filtered calls whose perceptual hashes are at "
+        "most --max-distance bits apart (chained: a cluster holds every image within the "
+        "distance of another of it), largest cluster first, each image with its call id, "
+        "position, hash, distance to the cluster's first image, time, provider, model and "
+        "prompt.",
+    )
+    parser.add_argument(
+        "--hash-missing",
+        action="store_true",
+        help="first hash the images stored before hashes were kept (from their thumbnails, "
+        "no network)",
+    )
+    parser.add_argument(
+        "--max-distance",
+        type=_distance,
+        default=DEFAULT_MAX_DISTANCE,
+        metavar="N",
+        help=f"bits of 64 apart that still look alike, 0 to {MAX_DISTANCE} (0: the same "
+        "picture; default %(default)s)",
+    )
+    _add_filter_arguments(parser)
+    parser.set_defaults(run=_run_similar)
+
+
+def _distance(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bits: {text!r}") from None
+    if not 0 <= value <= MAX_DISTANCE:
+        raise argparse.ArgumentTypeError(f"a distance is 0 to {MAX_DISTANCE} bits, not {value}")
+    return value
+
+
+def _run_similar(args: argparse.Namespace) -> int:
+    from store.media.lookalike import hamming, hash_missing
+    from store.queries import clusters
+
+    distance = args.max_distance
+    with opened_engine(args) as engine:
+        if args.hash_missing:
+            print(f"hashed {hash_missing(engine):,} images from their thumbnails")
+        found = clusters(engine, _log_filter(args, engine), max_distance=distance)
+    if not found:
+        print(f"no look-alike images within {distance} bits")
+        return 0
+    for number, cluster in enumerate(found, 1):
+        print(f"cluster {number}: {len(cluster)} images within {distance} bits")
+        first = cluster[0].phash
+        for member in cluster:
+            prompt = " ".join(member.prompt.split())
+            print(
+                f"  {member.generation_id} {member.position:>2} {member.phash} "
+                f"d={hamming(first, member.phash):<2} {member.created_at:%Y-%m-%d %H:%M} "
+                f"{member.provider}/{member.model} {prompt[:60]}"
+            )
+    images = sum(len(cluster) for cluster in found)
+    print(f"{len(found)} clusters, {images} images")
     return 0
 
 
@@ -835,6 +909,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_export,
     _add_copy,
     _add_stats,
+    _add_similar,
     _add_demo,
     _add_thumbnails,
     _add_archive,

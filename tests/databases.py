@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 
 from store.review import give_verdict
-from store.schema.models import GENERATIONS, IMAGES, REVIEWS, as_utc
+from store.schema.models import GENERATIONS, IMAGES, REVIEWS, as_utc, phash_bands
 from store.schema.rollups import rows_inserted, url_states_changed
 
 #: Rows by table: generations by id, images by (generation_id, position), reviews by
@@ -80,6 +80,21 @@ EVERY_IMAGE_COLUMN_SET = {
     "thumbnail_error": "an earlier fetch timed out",
     "archive_path": f"s3://team-archive/originals/cd/{'cd' * 32}.png",
     "archive_error": "an earlier upload failed: EndpointConnectionError",
+    "c2pa_state": "invalid",
+    "c2pa_issuer": "OpenAI",
+    "c2pa_generator": "ChatGPT 1.0",
+    "c2pa_signed_at": T0 + timedelta(seconds=3, microseconds=21),
+    "c2pa_actions_json": [
+        {
+            "action": "c2pa.created",
+            "software_agent": "DALL·E 3",
+            "source": "trainedAlgorithmicMedia",
+        },
+        {"action": "c2pa.converted"},
+    ],
+    "c2pa_error": "failed: assertion.dataHash.mismatch",
+    "phash": "c3a5e1f00f1e5a3c",
+    **phash_bands("c3a5e1f00f1e5a3c"),
 }
 #: A call whose nulls the writer would fill in (size, cost, revised prompt, expiry, host).
 NULLS_KEPT = {

@@ -197,9 +197,13 @@ def test_filter_by_provider_and_expired_then_open_a_call_shows_its_cached_copy(d
 
     assert_no_error(page)
     assert "provider=replicate" in page.url  # the filters travel with the selected log
-    marks = page.locator("[data-testid=stAlertContentWarning]").all_inner_texts()
+    warnings = page.locator("[data-testid=stAlertContentWarning]").all_inner_texts()
+    marks = [text for text in warnings if "Hosted URL" in text]
     assert marks and all("cached copy" in mark for mark in marks)
     assert "Hosted URL expired · 404 at " in marks[0]  # the demo's probe found it gone
+    # Replicate signs nothing: each image is flagged for its missing content credentials.
+    assert len(warnings) == 2 * len(marks)
+    assert all("no content credentials" in text for text in warnings if text not in marks)
     thumbnail = page.locator("[data-testid=stImage] img").first
     assert thumbnail.get_attribute("src").startswith("data:image/webp;base64,")
     assert thumbnail.evaluate("img => img.complete && img.naturalWidth > 0")
@@ -229,7 +233,9 @@ def test_gallery_and_analytics_render_for_the_filtered_view(dashboard, page):
 
     assert_no_error(page)
     assert "provider=openai" in page.url  # the filter followed the user to Analytics
-    assert page.locator("[data-testid=stMetric]").count() == 6
+    assert (
+        page.locator("[data-testid=stMetric]").count() == 6 + 5
+    )  # six totals, then images per content-credentials state
     # Calls, cost, cost by model, errors by type, latency, top models.
     assert page.locator("[data-testid=stVegaLiteChart]").count() == 6
     shot(page, "6-analytics-openai")
@@ -259,6 +265,31 @@ def test_analytics_keeps_its_per_choice_in_the_link_and_counts_unpriced_calls(
         page.screenshot(path=str(SCREENSHOTS / f"6-analytics-{width}-costs-errors.png"))
     finally:
         context.close()
+
+
+def test_detail_says_who_signed_an_image_and_shows_its_look_alikes(dashboard, browser, width):
+    page = browser.new_context(viewport={"width": width, "height": 1050}).new_page()
+    page.goto(f"{dashboard}/gallery?provider=openai&credentials=valid&group=true")
+    page.wait_for_selector("[data-testid=stImage]", timeout=30_000)
+    settle(page)
+    assert_no_error(page)
+    assert page.get_by_text("look-alike").count() > 0  # the demo repeats its drawings
+    shot(page, f"7-gallery-grouped-{width}")
+
+    page.get_by_role("link", name="Open").first.click()
+    page.wait_for_url("**/detail?**", timeout=30_000)
+    page.wait_for_selector("[data-testid=stAlertContentSuccess]", timeout=30_000)
+    settle(page)
+
+    assert_no_error(page)
+    said = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
+    assert "Content credentials: signed by OpenAI, created by " in said  # after its icon
+    assert said.endswith("(a generative model), valid")
+    similar = page.get_by_text("Similar images across the log")
+    similar.first.scroll_into_view_if_needed()
+    assert similar.count() > 0
+    shot(page, f"8-detail-credentials-lookalikes-{width}")
+    page.context.close()
 
 
 # --- review -------------------------------------------------------------------------------------

@@ -35,13 +35,14 @@ def stored_rows(engine):
     return generations, images
 
 
-def test_the_readme_shows_recording_tracking_context_and_archive_snippets():
+def test_the_readme_shows_recording_tracking_context_archive_and_lookup_snippets():
     snippets = python_snippets()
-    assert len(snippets) == 4
+    assert len(snippets) == 5
     assert "recorder.httpx_client()" in snippets[0]
     assert "recorder.track(" in snippets[1]
     assert "recorder.context(" in snippets[2]
     assert "Recorder(archive=" in snippets[3]
+    assert "similar_images(" in snippets[4]
 
 
 def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
@@ -53,7 +54,7 @@ def test_the_readme_snippets_record_an_openai_call_and_a_tracked_call(
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     hosted = image_host.url("/img/flux.webp?w=1024&h=768")
     replicate = SimpleNamespace(run=lambda model, input: [hosted])
-    quickstart, tracking, context, _ = python_snippets()
+    quickstart, tracking, context, *_ = python_snippets()
 
     namespace: dict = {}
     exec(quickstart, namespace)
@@ -118,3 +119,32 @@ def test_the_readme_archive_snippet_and_commands_keep_originals_in_the_bucket(
         assert main([*shlex.split(command)[1:], "--no-progress"]) == 0
         assert stored_rows(recorder.engine)[1][0]["archive_path"] == archived
     recorder.close()
+
+
+def test_the_readme_lookup_snippet_counts_by_credentials_and_lists_look_alikes(engine, capsys):
+    from store.capture.writer import insert_calls
+    from store.schema.records import CallRecord, ImageRecord
+
+    near, far = "c3a5e1f00f1e5a3d", "3c5a1e0ff0e1a5c3"  # 1 bit and 64 bits from the README's
+    insert_calls(
+        engine,
+        [
+            CallRecord(
+                provider="openai",
+                prompt=prompt,
+                images=[ImageRecord(phash=phash, c2pa_state=state)],
+            )
+            for prompt, phash, state in (
+                ("a fox", near, "none"),
+                ("a lighthouse", far, "valid"),
+            )
+        ],
+    )
+    *_, lookup = python_snippets()
+    namespace = {"recorder": SimpleNamespace(engine=engine)}
+
+    exec(lookup, namespace)
+
+    assert namespace["unsigned_or_altered"] == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("1 ") and line.endswith(" 0 a fox")

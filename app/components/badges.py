@@ -18,7 +18,7 @@ import streamlit as st
 
 from store.expiry import UrlStanding, url_standing
 from store.expiry.describe import PREDICTED_LABEL
-from store.schema.enums import UNREVIEWED, Verdict
+from store.schema.enums import UNREAD, UNREVIEWED, Credentials, Verdict
 from store.schema.models import UrlState
 
 
@@ -57,6 +57,37 @@ VERDICTS: dict[str, StateLook] = {
         "orange", "#d97706", ":material/visibility:", label="needs another look"
     ),
 }
+
+
+#: Content credentials (C2PA), in the order the filter offers them: what to look at first.
+CREDENTIALS: dict[str, StateLook] = {
+    Credentials.invalid.value: StateLook(
+        "red", "#dc2626", ":material/gpp_bad:", label="credentials invalid"
+    ),
+    Credentials.none.value: StateLook(
+        "orange", "#d97706", ":material/gpp_maybe:", label="no credentials"
+    ),
+    Credentials.valid.value: StateLook(
+        "green", "#16a34a", ":material/verified_user:", label="credentials valid"
+    ),
+    Credentials.trusted.value: StateLook(
+        "green", "#15803d", ":material/verified_user:", label="credentials trusted"
+    ),
+    UNREAD: StateLook("gray", "#6b7280", ":material/help:", label="credentials not read"),
+}
+
+
+def credentials_label(state: str) -> str:
+    """The words shown for a credentials state ("no credentials", not "none")."""
+    look = CREDENTIALS.get(state)
+    return look.label if look and look.label else state
+
+
+def credentials_badge(state: str | None, container=st) -> None:
+    """A coloured badge for an image's content credentials (None: its bytes were not read)."""
+    shown = state if isinstance(state, str) and state in CREDENTIALS else UNREAD
+    look = CREDENTIALS[shown]
+    container.badge(credentials_label(shown), color=look.color, icon=look.icon)
 
 
 def verdict_label(verdict: str) -> str:

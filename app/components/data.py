@@ -216,6 +216,32 @@ def expire_lapsed_urls() -> None:
         refresh()  # also forgets this sweep's count: the next run sweeps afresh
 
 
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _similar(
+    url: str, phash: str, exclude: tuple[str, int], max_distance: int, limit: int
+) -> list[queries.LookAlike]:
+    return queries.similar_images(
+        engine_for(url), phash, max_distance=max_distance, limit=limit, exclude=exclude
+    )
+
+
+def similar(
+    phash: str, exclude: tuple[str, int], max_distance: int, limit: int
+) -> list[queries.LookAlike]:
+    """The `limit` nearest look-alikes of an image across the whole log."""
+    return _similar(database_url(), phash, exclude, max_distance, limit)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _credential_counts(url: str, flt: LogFilter) -> dict[str, int]:
+    return queries.credential_counts(engine_for(url), flt)
+
+
+def credential_counts(flt: LogFilter) -> dict[str, int]:
+    """Images of the view per content-credentials state."""
+    return _credential_counts(database_url(), flt)
+
+
 def refresh() -> None:
     """Forget every cached result, so the next run reads the database.
 

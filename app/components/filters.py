@@ -29,6 +29,7 @@ MODEL = "model"
 STATUS = "status"
 URL_STATE = "url_state"
 VERDICT = "verdict"
+CREDENTIALS = "credentials"
 FROM = "from"
 TO = "to"
 MIN_COST = "min_cost"
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, object] = {
     STATUS: [],
     URL_STATE: [],
     VERDICT: [],
+    CREDENTIALS: [],
     FROM: None,
     TO: None,
     MIN_COST: None,
@@ -63,6 +65,7 @@ def sidebar() -> None:
         STATUS: [status.value for status in Status],
         URL_STATE: list(badges.STATES),
         VERDICT: list(badges.VERDICTS),
+        CREDENTIALS: list(badges.CREDENTIALS),
     }
     # Read before the widgets are drawn: a bound widget drops values it does not offer.
     unknown = unknown_link_values(offered)
@@ -115,6 +118,16 @@ def sidebar() -> None:
             key=VERDICT,
             bind="query-params",
             help="Calls with at least one image that a reviewer judged so (or no one yet).",
+        )
+        st.pills(
+            "Content credentials",
+            list(badges.CREDENTIALS),
+            selection_mode="multi",
+            format_func=badges.credentials_label,
+            key=CREDENTIALS,
+            bind="query-params",
+            help="Calls with at least one image whose C2PA manifest reads so: invalid (fails "
+            "validation), none (no manifest), valid, trusted, or not read.",
         )
         since, until = st.columns(2)
         since.date_input("From (UTC)", value=None, key=FROM, bind="query-params")
@@ -173,6 +186,7 @@ def current() -> LogFilter:
         statuses=tuple(_value(STATUS) or ()),
         url_states=tuple(_value(URL_STATE) or ()),
         verdicts=tuple(_value(VERDICT) or ()),
+        credentials=tuple(_value(CREDENTIALS) or ()),
         since=parse_utc_datetime(start) if isinstance(start, date) else None,
         until=parse_utc_datetime(end + timedelta(days=1)) if isinstance(end, date) else None,
         min_cost=_value(MIN_COST),

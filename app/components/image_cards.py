@@ -16,6 +16,7 @@ from components import badges, data
 from components.text import plain
 
 from store.expiry import UrlStanding, url_standing
+from store.media.credentials import is_flagged
 from store.queries import ImageDetail
 from store.queries.originals import ArchiveError
 from store.schema.models import UrlState
@@ -38,9 +39,10 @@ CARD_HEIGHT = 560
 CARD_PROMPT_CHARS = 90
 
 
-def gallery_card(row: pd.Series, now: datetime) -> None:
-    """A bordered card of fixed height: thumbnail, URL-state and verdict chips, expiry, the
-    prompt's start, model, time, and a link to Detail."""
+def gallery_card(row: pd.Series, now: datetime, lookalikes: int = 0) -> None:
+    """A bordered card of fixed height: thumbnail, URL-state and verdict chips (and a
+    credentials chip when they are missing or fail), expiry, the prompt's start, model, time,
+    and a link to Detail. `lookalikes`: how many look-alikes of the page it stands for."""
     with st.container(border=True, height=CARD_HEIGHT):
         if isinstance(row["thumbnail"], bytes) and row["thumbnail"]:
             st.image(data_uri(row["thumbnail"]), width="stretch")
@@ -56,7 +58,12 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
         )
         badges.badge(url, narrow=True)
         badges.verdict_badge(row["verdict"])
-        st.caption(badges.narrow_line(url))
+        if is_flagged(row["c2pa_state"]):
+            badges.credentials_badge(row["c2pa_state"])
+        line = badges.narrow_line(url)
+        if lookalikes:  # on the caption's line: a card's height is fixed
+            line += f" · :violet[+{lookalikes} look-alike{'s' * (lookalikes > 1)}]"
+        st.caption(line)
         prompt = str(row["prompt"] or "")
         cut = prompt[:CARD_PROMPT_CHARS] + ("…" if len(prompt) > CARD_PROMPT_CHARS else "")
         st.text(cut)

@@ -4,7 +4,8 @@ Read top to bottom: how much (totals, with the calls no price covers), when (cal
 over time, a bucket still filling marked as such), what it cost and what failed (cost by
 model, errors by type), how fast (latency p50/p95 per provider and model, read from a
 histogram, which the page says), who (the busiest models), and how the reviewers judged the
-images (the flagged share of each model's reviewed images). The hour/day choice is in the
+images (the flagged share of each model's reviewed images), and what their content
+credentials say. The hour/day choice is in the
 link (`?per=hour`), like the filters.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
-from components import data, filters
+from components import badges, data, filters
 
 from store.queries import LogFilter, Summary
 from store.queries.analytics import BUCKETS, PERCENTILE_NOTE, Bucket
@@ -273,6 +274,25 @@ def reviews(shares: pd.DataFrame) -> None:
     )
 
 
+def credentials(counts: dict[str, int]) -> None:
+    """Images of the view per content-credentials state, the flagged ones (missing or
+    failing) first, as the filter offers them."""
+    st.subheader("Content credentials")
+    total = sum(counts.values())
+    if not total:
+        st.caption("No image in this view.")
+        return
+    for column, state in zip(st.columns(len(badges.CREDENTIALS)), badges.CREDENTIALS, strict=True):
+        count = counts.get(state, 0)
+        column.metric(
+            badges.credentials_label(state).capitalize(),
+            f"{count:,}",
+            f"{count / total:.1%} of images",
+            delta_color="off",
+            border=True,
+        )
+
+
 def _columns() -> dict[str, Any]:
     return {
         "provider": "Provider",
@@ -300,3 +320,4 @@ cost_and_errors(figures.cost_by_model(), figures.errors, figures.summary.unprice
 latency(figures.providers, figures.models)
 busiest(figures.top_models(10))
 reviews(data.flagged_share(view))
+credentials(data.credential_counts(view))

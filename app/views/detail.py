@@ -8,7 +8,7 @@ never as Markdown or HTML, so a prompt full of `**`, `<script>` or links reads a
 """
 
 import streamlit as st
-from components import data, image_cards, paging, reviewer, stored_fields, verdicts
+from components import data, evidence, image_cards, paging, reviewer, stored_fields, verdicts
 from components.text import plain
 
 from store.queries import ImageDetail, LogDetail
@@ -134,6 +134,8 @@ trails = data.trail(call.id)
 for image in call.images:
     with st.container(border=True):
         image_cards.detail_panel(image, now)
+        evidence.credentials(image)
+        evidence.similar(image)
         review(
             call, image, [change for change in trails if change.position == image.position], name
         )

@@ -8,11 +8,15 @@ link opens on its own page, from which "Newest" goes back to the start.
 import streamlit as st
 from components import data, filters, image_cards, paging
 
+from store.queries import page_groups
+from store.schema.lookalike import DEFAULT_MAX_DISTANCE
 from store.schema.models import utcnow
 
 COLUMNS, ROWS = 6, 4
 PAGE_SIZE = COLUMNS * ROWS
 HISTORY = "_gallery_history"
+#: The query parameter of the "Group look-alikes" toggle.
+GROUP = "group"
 
 flt = filters.current()
 after, _ = paging.position(flt, "gallery")
@@ -36,17 +40,31 @@ st.caption(
     "Cached thumbnails of the filtered calls, newest first. A red chip means the provider's "
     "hosted URL is gone and the thumbnail is the only copy left."
 )
+grouped = st.toggle(
+    "Group look-alikes",
+    key=GROUP,
+    bind="query-params",
+    help=f"Show one card for the images of this page whose perceptual hashes are within "
+    f"{DEFAULT_MAX_DISTANCE} bits of each other; Detail lists look-alikes across the whole log.",
+)
 if page.rows.empty:
     st.info("No images match these filters.", icon=":material/filter_alt_off:")
     st.stop()
 
 now = utcnow()
-for start in range(0, len(page.rows), COLUMNS):
-    for column, (_index, row) in zip(
-        st.columns(COLUMNS), page.rows.iloc[start : start + COLUMNS].iterrows(), strict=False
+# Each card: (its row's place on the page, how many look-alikes of the page it stands for).
+cards = [(index, 0) for index in range(len(page.rows))]
+if grouped:
+    groups = page_groups(
+        page.rows["phash"].where(page.rows["phash"].notna(), None), DEFAULT_MAX_DISTANCE
+    )
+    cards = [(group[0], len(group) - 1) for group in groups]
+for start in range(0, len(cards), COLUMNS):
+    for column, (index, lookalikes) in zip(
+        st.columns(COLUMNS), cards[start : start + COLUMNS], strict=False
     ):
         with column:
-            image_cards.gallery_card(row, now)
+            image_cards.gallery_card(page.rows.iloc[index], now, lookalikes)
 
 back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
 back.button(

@@ -1,5 +1,6 @@
-"""Save one image: fetch it (unless its bytes came with the call), thumbnail it, archive the
-original if asked (`archive_original`), and UPDATE its `images` row with everything that taught.
+"""Save one image: fetch it (unless its bytes came with the call), thumbnail it, read its
+content credentials and hash its picture, archive the original if asked (`archive_original`),
+and UPDATE its `images` row with everything that taught.
 
 This is the one path every thumbnail takes: the recorder's background worker, `imagelog
 thumbnails` and `check` (for a live URL without one) all call `save_image`, through
@@ -24,11 +25,13 @@ import httpx
 from sqlalchemy import Engine, update
 
 from store.media.archive import Archive, ArchiveError
+from store.media.credentials import ContentCredentials, read_credentials
 from store.media.fetch import DEFAULT_MAX_BYTES, FetchError, fetch_image
+from store.media.lookalike import perceptual_hash
 from store.media.network_guard import REFUSED_ADDRESS
 from store.media.thumbnails import ImageError, ImageFacts, make_thumbnail
 from store.media.url_answers import ERROR_CODE_LENGTH
-from store.schema.models import IMAGES, UrlState, utcnow
+from store.schema.models import IMAGES, UrlState, phash_bands, utcnow
 from store.schema.rollups import url_states_changed
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class ImageOutcome:
     check: UrlCheck | None = None
     archive_path: str | None = None
     archive_error: str | None = None
+    credentials: ContentCredentials | None = None  # None: c2pa cannot read the format
+    phash: str | None = None
 
 
 def save_image(
@@ -96,8 +101,11 @@ def _row_values(outcome: ImageOutcome) -> dict[str, object]:
     values: dict[str, object] = {}
     if outcome.facts is not None:
         values.update(outcome.facts.columns(), thumbnail_error=None)
+        values.update(phash=outcome.phash, **phash_bands(outcome.phash))
     elif outcome.error is not None:
         values["thumbnail_error"] = outcome.error[:THUMBNAIL_ERROR_LENGTH]
+    if outcome.credentials is not None:
+        values.update(outcome.credentials.columns())
     if outcome.archive_path is not None:
         values.update(archive_path=outcome.archive_path, archive_error=None)
     elif outcome.archive_error is not None:
@@ -146,11 +154,18 @@ def _learn(
     except ImageError as exc:
         served = f" (served as {content_type})" if content_type else ""
         return ImageOutcome(error=f"{exc}{served}", check=check)
+    credentials = read_credentials(data, facts.format)
+    phash = perceptual_hash(facts.thumbnail)
     if archive is None:
-        return ImageOutcome(facts=facts, check=check)
+        return ImageOutcome(facts=facts, check=check, credentials=credentials, phash=phash)
     archive_path, archive_error = archive_original(archive, facts, data)
     return ImageOutcome(
-        facts=facts, check=check, archive_path=archive_path, archive_error=archive_error
+        facts=facts,
+        check=check,
+        archive_path=archive_path,
+        archive_error=archive_error,
+        credentials=credentials,
+        phash=phash,
     )
 
 

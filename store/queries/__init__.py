@@ -15,6 +15,7 @@ from store.queries.facets import Facets, facets
 
 if TYPE_CHECKING:
     from store.queries.analytics import Overview, Summary, overview, provider_summary
+    from store.queries.credentials import credential_counts
     from store.queries.export import iter_records
     from store.queries.filters import LogFilter
     from store.queries.logs import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         list_gallery,
         list_logs,
     )
+    from store.queries.similar import LookAlike, Member, clusters, page_groups, similar_images
 
 __all__ = [
     "Cursor",
@@ -39,9 +41,13 @@ __all__ = [
     "LogDetail",
     "LogFilter",
     "LogPage",
+    "LookAlike",
+    "Member",
     "Overview",
     "Summary",
+    "clusters",
     "count_logs",
+    "credential_counts",
     "facets",
     "get_log",
     "has_any_logs",
@@ -50,14 +56,24 @@ __all__ = [
     "list_gallery",
     "list_logs",
     "overview",
+    "page_groups",
     "provider_summary",
+    "similar_images",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "store.queries.analytics": ["Overview", "Summary", "overview", "provider_summary"],
+        "store.queries.credentials": ["credential_counts"],
         "store.queries.export": ["iter_records"],
+        "store.queries.similar": [
+            "LookAlike",
+            "Member",
+            "clusters",
+            "page_groups",
+            "similar_images",
+        ],
         "store.queries.filters": ["LogFilter"],
         "store.queries.logs": [
             "Cursor",

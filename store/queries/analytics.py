@@ -153,7 +153,7 @@ def overview(
         errors = _errors(connection, rows)
         states = (
             _url_state_counts(connection, flt)
-            if flt.verdicts
+            if flt.asks_images
             else _state_sums(totals, flt.url_states)
         )
     return Overview(
@@ -191,7 +191,7 @@ def answered_by_rollups(flt: LogFilter) -> bool:
         or flt.max_cost is not None
         or flt.user
         or flt.tag
-        or flt.verdicts
+        or flt.asks_images
         or (flt.search and has_word(flt.search))
     )
 
@@ -419,7 +419,7 @@ def _top_of(models: pd.DataFrame, limit: int) -> pd.DataFrame:
 
 def _url_state_counts(connection: Connection, flt: LogFilter) -> dict[str, int]:
     """Images of the matching calls per URL state, counting only those that meet `flt`'s URL
-    states and verdicts together (a verdict is an image's, which the rollups do not hold)."""
+    states, verdicts and credentials together (an image's own, which the rollups do not hold)."""
     g = GENERATIONS.c
     hints = plan_hints(connection, flt, ordered=False)
     call_conditions = generation_conditions(

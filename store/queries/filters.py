@@ -37,10 +37,10 @@ from sqlalchemy import (
     text,
 )
 
-from store.schema.enums import UNREVIEWED, UrlState
+from store.schema.enums import UNREAD, UNREVIEWED, UrlState
 from store.schema.models import GENERATIONS, IMAGES, PG_PROMPT_TSVECTOR, as_utc
 
-_TUPLE_FIELDS = ("providers", "models", "statuses", "url_states", "verdicts")
+_TUPLE_FIELDS = ("providers", "models", "statuses", "url_states", "verdicts", "credentials")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class LogFilter:
     `url_states` keeps calls with at least one image in one of the states (and, on the
     image-level queries, only those images); `verdicts` likewise keeps calls with an image
     whose current verdict is one of them, `UNREVIEWED` standing for an image without one.
-    Both together ask for one image in those states with those verdicts.
+    `credentials` likewise keeps calls with an image whose content credentials read so
+    (`Credentials`: trusted, valid, invalid, none), `UNREAD` standing for an image whose
+    bytes were never read. All together ask for one image that meets each of them.
     `tag` is "key=value" on the call's metadata.
     `search` is full-text over prompt and revised prompt, with websearch-like syntax on both
     backends: words (all must match), "a phrase", `OR`, `-word` (and `word*` prefix on SQLite).
@@ -62,6 +64,7 @@ class LogFilter:
     statuses: tuple[str, ...] = ()
     url_states: tuple[str, ...] = ()
     verdicts: tuple[str, ...] = ()
+    credentials: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
     min_cost: float | None = None
@@ -88,6 +91,12 @@ class LogFilter:
     @property
     def is_empty(self) -> bool:
         return self == LogFilter()
+
+    @property
+    def asks_images(self) -> bool:
+        """Whether an image condition must be read from `images` itself: verdicts and content
+        credentials are an image's, which neither the URL-state summary nor the rollups hold."""
+        return bool(self.verdicts or self.credentials)
 
 
 @dataclass(frozen=True)
@@ -217,7 +226,7 @@ def ordered_branches(
 def image_conditions(
     flt: LogFilter, image: FromClause = IMAGES, *, dialect: str | None = None
 ) -> list[ColumnElement[bool]]:
-    """`flt`'s conditions on an image itself (its URL state, its verdict), on `images` or an
+    """`flt`'s conditions on an image itself (URL state, verdict, credentials), on `images` or an
     alias of it. With `dialect`, they are filters only (`filter_only`): on images joined to a
     page of calls, they must not choose the join's index."""
 
@@ -229,12 +238,9 @@ def image_conditions(
     if flt.url_states:
         conditions.append(column("url_state").in_(flt.url_states))
     if flt.verdicts:
-        verdict = column("verdict")
-        given = [value for value in flt.verdicts if value != UNREVIEWED]
-        either = [verdict.in_(given)] if given else []
-        if UNREVIEWED in flt.verdicts:
-            either.append(verdict.is_(None))
-        conditions.append(or_(*either))
+        conditions.append(_one_of(column("verdict"), flt.verdicts, UNREVIEWED))
+    if flt.credentials:
+        conditions.append(_one_of(column("c2pa_state"), flt.credentials, UNREAD))
     return conditions
 
 
@@ -249,9 +255,9 @@ def has_url_state(state: str) -> ColumnElement[bool]:
 def url_state_branches(flt: LogFilter) -> list[list[ColumnElement[bool]]]:
     """`flt`'s URL states as disjoint AND-lists, one per state, each led by that state's
     partial index (a call with two of the states is in the first one's branch only); [[]]
-    when the summary cannot answer (no URL states, or verdicts that must hold on the same
-    image, which `images` answers)."""
-    if not flt.url_states or flt.verdicts:
+    when the summary cannot answer (no URL states, or verdicts or credentials that must hold
+    on the same image, which `images` answers)."""
+    if not flt.url_states or flt.asks_images:
         return [[]]
     return [
         [has_url_state(state), *[not_(has_url_state(before)) for before in flt.url_states[:at]]]
@@ -259,12 +265,22 @@ def url_state_branches(flt: LogFilter) -> list[list[ColumnElement[bool]]]:
     ]
 
 
+def _one_of(column: ColumnElement[Any], values: tuple[str, ...], null: str) -> ColumnElement[bool]:
+    """`column` is one of `values`, the value `null` standing for SQL NULL."""
+    given = [value for value in values if value != null]
+    either = [column.in_(given)] if given else []
+    if null in values:
+        either.append(column.is_(None))
+    return or_(*either)
+
+
 def _has_matching_image(flt: LogFilter, hints: PlanHints) -> ColumnElement[bool] | None:
     """The call has an image that meets every image condition of `flt` (None: it has none):
-    its URL-state summary says so for URL states alone; with verdicts, `images` is asked."""
+    its URL-state summary says so for URL states alone; with verdicts or credentials, `images`
+    is asked."""
     if not image_conditions(flt):
         return None
-    if not flt.verdicts:
+    if not flt.asks_images:
         return or_(*(has_url_state(state) for state in flt.url_states))
     g = GENERATIONS.c
     if hints.few_matching_images:

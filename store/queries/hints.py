@@ -39,7 +39,7 @@ def plan_hints(connection: Connection, flt: LogFilter, *, ordered: bool = True) 
     always start from a search's matches: the search probe is skipped.
     """
     return PlanHints(
-        few_matching_images=bool(flt.verdicts)  # URL states alone: the summary answers
+        few_matching_images=flt.asks_images  # URL states alone: the summary answers
         and connection.dialect.name == "sqlite"
         and _few_images_match(connection, flt),
         common_search=ordered

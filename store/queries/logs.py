@@ -50,7 +50,13 @@ from store.queries.filters import (
 )
 from store.queries.hints import plan_hints
 from store.schema.enums import UNREVIEWED, Verdict
-from store.schema.models import GenerationFields, ImageFields, ImageKeys, ImageVerdict
+from store.schema.models import (
+    GenerationFields,
+    ImageFields,
+    ImageKeys,
+    ImageVerdict,
+    UrlStateSummary,
+)
 
 #: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
 PROMPT_PREVIEW_CHARS = 200
@@ -90,6 +96,8 @@ GALLERY_COLUMNS = [
     "last_http_status",
     "last_error_code",
     "verdict",
+    "c2pa_state",
+    "phash",
     "provider",
     "model",
     "prompt",
@@ -163,8 +171,9 @@ class ImageDetail(ImageVerdict, ImageKeys, ImageFields):
     id: int
 
 
-class LogDetail(GenerationFields):
-    """Every column of one `generations` row, and its images in position order."""
+class LogDetail(UrlStateSummary, GenerationFields):
+    """Every column of one `generations` row (its URL-state summary too: an auditor cites what
+    is stored), and its images in position order."""
 
     images: list[ImageDetail] = Field(default_factory=list)
 
@@ -382,6 +391,8 @@ def list_gallery(
             i.last_http_status,
             i.last_error_code,
             i.verdict,
+            i.c2pa_state,
+            i.phash,
             g.provider,
             g.model,
             func.substr(g.prompt, 1, PROMPT_PREVIEW_CHARS).label("prompt"),

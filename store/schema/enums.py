@@ -52,3 +52,22 @@ class Verdict(StrEnum):
 #: The verdict filter's value for an image no one has judged yet. Not a `Verdict`: no review
 #: row ever says it; it is what `images.verdict` IS NULL means.
 UNREVIEWED = "unreviewed"
+
+
+class Credentials(StrEnum):
+    """What an image's C2PA manifest (its content credentials) says, as c2pa-python judges it.
+
+    The library's verdict is the state: an intact manifest signed by a certificate outside
+    every trust list is `valid` (its `signingCredential.untrusted` code is kept as a note, not
+    made a failure), one whose chain ends in a configured trust anchor is `trusted`.
+    """
+
+    trusted = "trusted"  # intact, and signed under a trust anchor the log was given
+    valid = "valid"  # intact and well signed; the signer is not in any loaded trust list
+    invalid = "invalid"  # present but fails validation (tampered, broken, unreadable)
+    none = "none"  # the image carries no manifest at all
+
+
+#: The credentials filter's value for an image no manifest reading has been done for (its
+#: bytes were never at hand). Not a `Credentials`: it is what `images.c2pa_state` IS NULL means.
+UNREAD = "unread"

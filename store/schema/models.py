@@ -41,7 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from store.schema.enums import CostSource, Operation, Status, UrlState, Verdict
+from store.schema.enums import CostSource, Credentials, Operation, Status, UrlState, Verdict
+from store.schema.lookalike import PHASH_BAND_BITS, PHASH_BANDS
 
 #: JSON on SQLite, JSONB on PostgreSQL (indexable, compact); Python None is SQL NULL, not JSON null.
 JSONColumn = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -111,6 +112,16 @@ TRUNCATED_NOTE = "imagelog_truncated"
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 #: The range of an SQL INTEGER column on both backends (PostgreSQL's is 32-bit).
 INTEGER_RANGE = (-(2**31), 2**31 - 1)
+_PHASH = re.compile(r"[0-9a-f]{16}")
+
+
+def phash_bands(phash: str | None) -> dict[str, int | None]:
+    """The `phash_band<i>` columns of a 16-hex-digit hash (all None without one)."""
+    digits = PHASH_BAND_BITS // 4
+    return {
+        f"phash_band{i}": None if phash is None else int(phash[i * digits : (i + 1) * digits], 16)
+        for i in range(PHASH_BANDS)
+    }
 
 
 def utc_in_range(moment: datetime | None) -> datetime | None:
@@ -267,20 +278,52 @@ class ImageFields(SQLModel):
     thumbnail_error: str | None = Field(default=None, max_length=500)
     archive_path: str | None = Field(default=None, sa_type=Text)  # where the original is kept
     archive_error: str | None = Field(default=None, max_length=500)  # why it is not (yet)
+    # Content credentials (C2PA), read from the image's bytes when it is saved
+    # (store/media/credentials.py); all NULL until then, or when the bytes never came.
+    c2pa_state: Credentials | None = Field(default=None, sa_type=String(10))
+    c2pa_issuer: str | None = Field(default=None, max_length=200)  # the signer's organisation
+    c2pa_generator: str | None = Field(default=None, max_length=200)  # the claim generator
+    c2pa_signed_at: datetime | None = None  # only when a timestamp authority countersigned
+    c2pa_actions_json: list[dict[str, Any]] | None = Field(
+        default=None, sa_type=JSONColumn, alias="c2pa_actions"
+    )
+    c2pa_error: str | None = Field(default=None, max_length=500)  # why invalid, or unreadable
+    # Look-alike images: a 64-bit perceptual hash (imagehash's pHash, 16 hex digits) and its
+    # four 16-bit bands, each indexed, derived from it (`phash_bands`; store/schema/lookalike.py).
+    phash: str | None = Field(default=None, max_length=16)
+    phash_band0: int | None = None
+    phash_band1: int | None = None
+    phash_band2: int | None = None
+    phash_band3: int | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _fit_to_columns(cls, value: Any) -> Any:
         return fit_to_columns(cls, value)[0]  # machine-made texts (codes, errors): cut only
 
-    @field_validator("expires_at", "last_checked_at")
+    @field_validator("expires_at", "last_checked_at", "c2pa_signed_at")
     @classmethod
     def _times_utc(cls, value: datetime | None) -> datetime | None:
         return utc_in_range(value)
 
+    @field_validator("phash")
+    @classmethod
+    def _phash_is_hex(cls, value: str | None) -> str | None:
+        if value is not None and not _PHASH.fullmatch(value):
+            raise ValueError("phash must be 16 lowercase hex digits (a 64-bit perceptual hash)")
+        return value
+
     @model_validator(mode="after")
     def _integers_fit(self) -> ImageFields:
         integers_in_range(self)
+        return self
+
+    @model_validator(mode="after")
+    def _bands_follow_phash(self) -> ImageFields:
+        """The bands are the hash's, whatever a record said of them: a hand-edited line can
+        never make the lookup miss its own image."""
+        for name, band in phash_bands(self.phash).items():
+            setattr(self, name, band)
         return self
 
 
@@ -410,6 +453,10 @@ class Image(ImageVerdict, ImageKeys, ImageFields, table=True):
         # `check --due`: URLs whose predicted expiry has passed, or not checked for a while.
         Index("ix_images_url_state_expires_at", "url_state", "expires_at"),
         Index("ix_images_url_state_last_checked_at", "url_state", "last_checked_at"),
+        # The credentials filter's "has an image whose manifest reads so" (NULL: not read).
+        Index("ix_images_c2pa_state_generation_id", "c2pa_state", "generation_id"),
+        # Look-alike lookup: each band of the hash, with the hash for the exact distance.
+        *(Index(f"ix_images_phash_band{i}", f"phash_band{i}", "phash") for i in range(PHASH_BANDS)),
     )
 
 

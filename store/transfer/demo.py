@@ -37,8 +37,10 @@ from sqlalchemy import Engine
 
 from store.capture.writer import insert_calls
 from store.expiry.prediction import SIGNATURE_EXPIRED
+from store.media.lookalike import perceptual_hash
 from store.media.thumbnails import ImageFacts, make_thumbnail
-from store.schema.models import Status, UrlState, utcnow
+from store.schema.enums import Credentials
+from store.schema.models import Status, UrlState, phash_bands, utcnow
 from store.schema.progress import Progress, no_progress
 from store.schema.records import CallRecord, ImageRecord
 from store.transfer.storing import count_calls
@@ -56,6 +58,8 @@ LAST_SWEEP_AGO = timedelta(hours=4)
 #: Share of calls in the last hour, so the live URLs (fetched moments ago) are there to see.
 LAST_HOUR_SHARE = 0.02
 ERROR_SHARE = 0.07
+#: The IPTC digital source type of a generative model's output, as C2PA actions give it.
+TRAINED_SOURCE = "trainedAlgorithmicMedia"
 #: Pool size: variants drawn per (width, height, format), between these bounds, by count.
 MIN_VARIANTS, MAX_VARIANTS, CALLS_PER_VARIANT = 2, 12, 5_000
 
@@ -563,6 +567,32 @@ class ImagePool:
         return len(self._used)
 
 
+def _credentials(spec: ModelSpec, record_id: str) -> dict[str, Any]:
+    """What the recorder would have read of a manifest: OpenAI signs its images (one call in
+    fifty arrives altered on the way, chosen by its id so the demo's random draws stay as
+    they were), the other providers sign none."""
+    if not spec.provider.endswith("openai"):
+        return {"c2pa_state": Credentials.none.value}
+    altered = int(record_id[:4], 16) % 50 == 0
+    return {
+        "c2pa_state": (Credentials.invalid if altered else Credentials.valid).value,
+        "c2pa_issuer": "OpenAI",
+        "c2pa_generator": "OpenAI API",
+        "c2pa_actions_json": [
+            {"action": "c2pa.created", "software_agent": spec.model, "source": TRAINED_SOURCE}
+        ],
+        "c2pa_error": "failed: assertion.dataHash.mismatch" if altered else None,
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _lookalike_columns(thumbnail: bytes) -> dict[str, Any]:
+    """The perceptual hash of a drawing's thumbnail and its bands (the pool repeats drawings,
+    so the demo's Gallery has look-alikes to group)."""
+    phash = perceptual_hash(thumbnail)
+    return {"phash": phash, **phash_bands(phash)}
+
+
 @functools.lru_cache(maxsize=1024)
 def _drawing(seed: int, width: int, height: int, image_format: str, index: int) -> ImageFacts:
     """The facts (and thumbnail, made by `make_thumbnail` as the recorder would) of a drawing."""
@@ -805,6 +835,7 @@ class DemoGenerator:
             facts = self.pool.facts(width, height, spec.image_format)
             # A demo call is not judged yet (`_IMAGE_DEFAULTS` holds no list of its own).
             image: dict[str, Any] = {**_IMAGE_DEFAULTS, **facts.columns(), "reviews": []}
+            image.update(_lookalike_columns(facts.thumbnail), **_credentials(spec, record_id))
             if spec.delivery != "b64":
                 url, expires_at = URL_MAKERS[spec.delivery](self.rng, record_id, created, position)
                 image.update(

@@ -15,6 +15,8 @@ Paths:
   /status/<code>[?style=azure|s3]              an error: Azure `x-ms-error-code`, or S3 XML `<Code>`
   /reset                                       the connection is reset without an answer
   /redirect?to=PATH                            a 302 to PATH on this host
+  /published/<name>                            bytes a test put there with `publish` (a signed
+                                               image, a tampered one, ...)
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ FORMATS = {
     "jpg": ("JPEG", "image/jpeg"),
     "webp": ("WEBP", "image/webp"),
 }
+#: What tests made for the host to serve: name -> (bytes, content type). See `publish`.
+PUBLISHED: dict[str, tuple[bytes, str]] = {}
 #: What real hosts answer when a signed URL has expired or the blob is gone.
 AZURE_CODES = {403: "AuthenticationFailed", 404: "BlobNotFound", 410: "BlobNotFound"}
 S3_CODES = {403: "AccessDenied", 404: "NoSuchKey", 410: "NoSuchKey", 400: "ExpiredToken"}
@@ -73,6 +77,12 @@ def draw_image(width: int, height: int, extension: str = "png", alpha: bool = Fa
     buffer = BytesIO()
     image.save(buffer, format=image_format, **({"quality": 90} if image_format != "PNG" else {}))
     return buffer.getvalue()
+
+
+def publish(name: str, data: bytes, content_type: str = "image/png") -> str:
+    """Serve `data` at /published/<name> from now on; returns that path."""
+    PUBLISHED[name] = (data, content_type)
+    return f"/published/{name}"
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -115,6 +125,11 @@ def route(request: Request) -> Reply | None:
             request.query.get("alpha") == ["1"],
         )
         return Reply(200, data, {"Content-Type": FORMATS[extension][1]})
+    if path.startswith("/published/"):
+        found = PUBLISHED.get(path.removeprefix("/published/"))
+        if found is None:
+            return Reply(404, b"nothing published here")
+        return Reply(200, found[0], {"Content-Type": found[1]})
     if path == "/broken.png":
         data = draw_image(512, 512, "png")
         return Reply(200, data[: len(data) // 2], {"Content-Type": "image/png"})
