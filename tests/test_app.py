@@ -182,7 +182,10 @@ def no_exception(app: AppTest) -> None:
 
 
 def shown_rows(app: AppTest):
-    return app.dataframe[0].value
+    """The Logs table as shown, with its "provider · model" column split back in two."""
+    rows = app.dataframe[0].value
+    split = rows["call"].str.split(" · ", n=1, expand=True)
+    return rows.assign(provider=split[0], model=split[1])
 
 
 # --- welcome -----------------------------------------------------------------------------------
@@ -249,7 +252,37 @@ def test_logs_lists_every_call_newest_first_with_thumbnails_and_url_states(log):
         ["expired"],
     ]
     assert rows["url_when"][4].startswith("expired 2 h")
-    assert rows["size_quality"][4] == "1024x1024 · hd"
+    assert rows["params"][4] == "1024x1024 · hd · n=1"
+
+
+def test_logs_rows_read_in_human_units_with_the_error_and_the_search_marked(log):
+    app = run_app(q="fox")
+
+    no_exception(app)
+    [row] = shown_rows(app).to_dict("records")
+    assert row["prompt"] == "a red «fox» in **deep** snow <b>not bold</b> [link](http://x.test)"
+    assert row["latency_s"] == pytest.approx(8.1)  # shown as "8.1 s"
+    assert row["cost"] == "$0.080"  # dall-e-3 hd 1024x1024
+    assert row["error"] == ""
+    app.sidebar.text_input(key="q").input("").run()
+    rows = shown_rows(app).set_index(pd.Index(["bfl", "replicate", "error", "b64", "expired"]))
+    assert rows.loc["error", "error"] == (
+        'HTTP 400 · {"error": {"code": "content_policy_violation"}}'
+    )
+    assert rows.loc["error", "cost"] == "$0.000"  # a refused call is not charged
+    assert rows.loc["bfl", "cost"] == "$0.040"
+
+
+def test_logs_export_is_offered_only_when_calls_match(log):
+    app = run_app()
+
+    labels = [button.label for button in app.get("download_button")]
+    assert labels == ["Export CSV", "Export JSONL"]
+    app.sidebar.text_input(key="q").input("nothing-matches-this").run()
+
+    no_exception(app)
+    assert app.get("download_button") == []
+    assert "Check URLs now" not in [button.label for button in app.button]
 
 
 def test_provider_filter_narrows_the_rows(log):

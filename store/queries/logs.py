@@ -54,6 +54,8 @@ from store.schema.models import GenerationFields, ImageFields, ImageKeys, ImageV
 
 #: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
 PROMPT_PREVIEW_CHARS = 200
+#: Characters of the error a table row carries (its code and the start of its message).
+ERROR_PREVIEW_CHARS = 200
 
 LOG_COLUMNS = [
     "id",
@@ -67,6 +69,7 @@ LOG_COLUMNS = [
     "n",
     "status",
     "http_status",
+    "error",
     "latency_ms",
     "cost_usd",
     "url_state",
@@ -254,6 +257,7 @@ def _with_first_image(page: Subquery) -> Select:
         g.n,
         g.status,
         g.http_status,
+        func.substr(g.error, 1, ERROR_PREVIEW_CHARS).label("error"),
         g.latency_ms,
         g.cost_usd,
         g.image_count,
