@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.schema.enums import Status, UrlState
+from store.schema.enums import UNREVIEWED, Status, UrlState, Verdict
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -211,22 +211,42 @@ def _add_export(subparsers: Subparsers) -> None:
     parser.set_defaults(run=_run_export)
 
 
+#: `--last`'s values: store.queries.filters.QUICK_RANGES's names, written out so that
+#: `imagelog --help` loads no SQLAlchemy (tests/test_cli.py holds the two lists equal).
+LAST_CHOICES = ["1h", "24h", "7d", "30d"]
+
+
 def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     """The filters `export` and `stats` share: they map onto `store.queries.LogFilter`."""
     parser.add_argument("--provider", action="append", help="only this provider (repeatable)")
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
     parser.add_argument(
-        "--status", choices=[status.value for status in Status], help="only calls with this status"
+        "--status",
+        choices=[status.value for status in Status],
+        action="append",
+        help="only calls with this status (repeatable)",
     )
     parser.add_argument("--user", help="only calls of this user id")
     parser.add_argument("--tag", metavar="KEY=VALUE", help="only calls with this metadata tag")
-    parser.add_argument("--since", type=_utc_datetime, help="created at or after (ISO, UTC)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--since", type=_utc_datetime, help="created at or after (ISO, UTC)")
+    start.add_argument(
+        "--last",
+        choices=LAST_CHOICES,
+        help="only calls of the last hour, day, week or month (the dashboard's quick ranges)",
+    )
     parser.add_argument("--until", type=_utc_datetime, help="created before (ISO, UTC)")
     parser.add_argument(
         "--url-state",
         choices=[state.value for state in UrlState],
         action="append",
         help="only calls with an image in this URL state (repeatable)",
+    )
+    parser.add_argument(
+        "--verdict",
+        action="append",
+        choices=[*(verdict.value for verdict in Verdict), UNREVIEWED],
+        help="only calls with an image with this verdict (repeatable)",
     )
     parser.add_argument("--search", help="full-text search in prompts")
     parser.add_argument("--min-cost", type=_cost, help="cost at least this many USD")
@@ -247,13 +267,16 @@ def _log_filter(args: argparse.Namespace, engine: Engine) -> LogFilter:
     """The flags' filter. A provider, model or user that no call has is named on stderr (a
     typo must not pass for "no calls match")."""
     from store.queries import LogFilter, facets
+    from store.queries.filters import quick_range_start
+    from store.schema.models import utcnow
 
     flt = LogFilter(
         providers=tuple(args.provider or ()),
         models=tuple(args.model or ()),
-        statuses=(args.status,) if args.status else (),
+        statuses=tuple(args.status or ()),
         url_states=tuple(args.url_state or ()),
-        since=args.since,
+        verdicts=tuple(args.verdict or ()),
+        since=quick_range_start(args.last, utcnow()) if args.last else args.since,
         until=args.until,
         min_cost=args.min_cost,
         max_cost=args.max_cost,
@@ -592,8 +615,6 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _add_review(subparsers: Subparsers) -> None:
-    from store.schema.enums import UNREVIEWED, Verdict
-
     parser = subparsers.add_parser(
         "review",
         help="list, give and trace reviewers' verdicts on images",
@@ -606,12 +627,6 @@ def _add_review(subparsers: Subparsers) -> None:
         "list", help="the images of the filtered calls with their verdicts, newest first"
     )
     _add_filter_arguments(listing)
-    listing.add_argument(
-        "--verdict",
-        action="append",
-        choices=[*(verdict.value for verdict in Verdict), UNREVIEWED],
-        help="only images with this verdict (repeatable)",
-    )
     listing.add_argument("--limit", type=_positive, default=50, help="at most this many images")
     listing.set_defaults(run=_run_review_list)
     given = actions.add_parser("set", help="give an image a verdict (appended to its trail)")
@@ -631,13 +646,10 @@ def _add_review(subparsers: Subparsers) -> None:
 
 
 def _run_review_list(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from store.review import list_images
-    from store.schema.enums import UNREVIEWED
 
     with opened_engine(args) as engine:
-        flt = replace(_log_filter(args, engine), verdicts=tuple(args.verdict or ()))
+        flt = _log_filter(args, engine)
         rows, more = list_images(engine, flt, limit=args.limit)
     if not rows:
         print("no images match")
