@@ -325,6 +325,7 @@ def test_search_user_tag_and_cost_filters_narrow_the_rows(log):
 def test_date_range_filter_is_inclusive_of_whole_days(log):
     today = NOW.date()
     app = run_app()
+    app.sidebar.pills(key="range").set_value("custom").run()
 
     app.sidebar.date_input(key="from").set_value(today + timedelta(days=1)).run()
     assert app.info[0].value == "No calls match these filters."
@@ -640,9 +641,60 @@ def test_unknown_filter_values_in_a_link_are_named_not_silently_dropped(log):
     app = open_page("logs", provider=["openai", "nosuch"], status="[bad](http://x.test)")
 
     no_exception(app)
-    warnings = [warning.value for warning in app.sidebar.warning]
-    assert any("provider 'nosuch'" in text for text in warnings)
-    assert any("status" in text and "\\[bad\\]\\(http" in text for text in warnings)
+    [warning] = [warning.value for warning in app.sidebar.warning]
+    assert "- provider: 'nosuch'" in warning
+    assert "- status: '\\[bad\\]\\(http" in warning
+
+
+def test_every_link_value_the_sidebar_cannot_take_is_named(log):
+    app = open_page(
+        "logs",
+        model="nosuch",
+        range="2w",
+        to="garbage",
+        min_cost="-1",
+        max_cost="lots",
+        url_state="no URL",  # what the pill writes for "none": known
+        verdict="needs another look",
+    )
+
+    no_exception(app)
+    [warning] = [warning.value for warning in app.sidebar.warning]
+    named = [line.split(":")[0] for line in warning.splitlines()[1:]]
+    assert named == ["- model", "- range", "- to", "- min_cost", "- max_cost"]
+
+
+def test_quick_ranges_narrow_to_the_last_hour_or_day(log):
+    app = run_app(range="1h")
+
+    no_exception(app)
+    assert list(shown_rows(app)["provider"]) == ["bfl", "replicate"]  # 10 and 20 min ago
+    assert app.sidebar.get("date_input") == []  # days only for a custom range
+    app.sidebar.pills(key="range").set_value("24h").run()
+    assert len(shown_rows(app)) == 5
+
+
+def test_a_link_with_days_and_no_range_opens_as_a_custom_range(log):
+    app = run_app(**{"from": (NOW - timedelta(days=1)).date().isoformat()})
+
+    no_exception(app)
+    assert app.sidebar.pills(key="range").value == "custom"
+    assert len(shown_rows(app)) == 5
+
+
+def test_the_model_list_offers_the_chosen_providers_models(log):
+    app = run_app()
+    assert app.sidebar.multiselect(key="model").options == [
+        "dall-e-3",
+        "flux-pro-1.1",
+        "flux-schnell",
+        "gpt-image-1",
+    ]
+
+    app.sidebar.multiselect(key="provider").set_value(["replicate", "bfl"]).run()
+
+    no_exception(app)
+    assert app.sidebar.multiselect(key="model").options == ["flux-pro-1.1", "flux-schnell"]
 
 
 def test_a_mangled_page_cursor_in_a_link_opens_the_first_page(log):
