@@ -12,6 +12,7 @@ The date widgets are whole days in UTC and "to" is inclusive (what a person mean
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -230,7 +231,12 @@ def current() -> LogFilter:
 def malformed_link_values() -> dict[str, list[str]]:
     """The address bar's days and costs that are not a day or a cost (the bound widgets
     would drop them without a word)."""
-    readers = {FROM: date.fromisoformat, TO: date.fromisoformat, MIN_COST: float, MAX_COST: float}
+    readers: dict[str, Callable[[str], date | float]] = {
+        FROM: date.fromisoformat,
+        TO: date.fromisoformat,
+        MIN_COST: float,
+        MAX_COST: float,
+    }
     malformed = {}
     for key, read in readers.items():
         value = st.query_params.get(key)
