@@ -473,10 +473,8 @@ def test_detail_shows_prompts_as_plain_text_and_the_recorded_facts(log):
     texts = [text.value for text in app.text]
     assert "Request id: req_expired" in texts
     assert any(text.startswith("Priced by: ") for text in texts)
-    sha = hashlib.sha256(picture("red")).hexdigest()
-    facts = app.dataframe[0].value
-    assert sha in list(facts["Value"])
-    assert "512 x 384 px" in list(facts["Value"])
+    assert any("512 x 384 px" in markdown.value for markdown in app.markdown)
+    assert "provider-lifetime" in list(app.dataframe[0].value["Value"])  # expiry from
     recorded = [json.loads(element.proto.body) for element in app.json]
     assert {"model": "dall-e-3", "prompt": TRICKY_PROMPT} in recorded  # the request
 
@@ -541,6 +539,30 @@ def test_detail_offers_the_archived_copy_for_download(log, tmp_path):
     no_exception(app)
     [download] = app.get("download_button")
     assert download.proto.label == "Download archived copy"
+
+
+def test_detail_steps_to_the_newer_and_older_call_of_the_filtered_list(log):
+    app = open_page("detail", log=B64_ID, provider=["openai"])
+    newer, older = (next(b for b in app.button if b.label == label) for label in ("Newer", "Older"))
+
+    older.click().run()
+
+    no_exception(app)
+    assert app.query_params["log"] == EXPIRED_ID  # skips the other providers' calls
+    assert next(b for b in app.button if b.label == "Older").disabled  # the list's oldest
+    next(b for b in app.button if b.label == "Newer").click().run()
+    next(b for b in app.button if b.label == "Newer").click().run()
+    assert app.query_params["log"] == ERROR_ID
+
+
+def test_detail_shows_several_images_as_a_grid_with_copyable_hash_and_url(log):
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    codes = [code.value for code in app.code]
+    assert hashlib.sha256(picture("red")).hexdigest() in codes
+    assert "https://oaidalle.blob.test/img.png" in codes
+    assert app.metric[1].value == "8.1 s"
 
 
 def test_detail_of_an_unknown_id_says_so(log):

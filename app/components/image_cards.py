@@ -59,35 +59,48 @@ def gallery_card(row: pd.Series, now: datetime) -> None:
         )
 
 
-def detail_panel(image: ImageDetail, now: datetime) -> None:
-    """One image of a call: the picture (hosted or cached), its facts, its archived copy."""
-    picture, facts = st.columns([2, 3], gap="large")
+def detail_panel(image: ImageDetail, now: datetime, *, side_by_side: bool = True) -> None:
+    """One image of a call: the picture from the log, its facts, its archived copy.
+
+    `side_by_side` puts the facts beside the picture (a call's only image); otherwise they go
+    under it, so several images sit in a grid of cards. The sha256 and the hosted URL are one
+    line each with a copy button (a signed URL is a paragraph of noise when wrapped); the
+    rarer facts fold away.
+    """
+    if side_by_side:
+        picture, facts = st.columns([2, 3], gap="large")
+    else:
+        picture = facts = st.container()
     with picture:
         show_picture(image)
     with facts:
-        badges.badge(image.url_state)
-        badges.verdict_badge(image.verdict)
+        chips = st.container(horizontal=True, gap="small")
+        badges.badge(image.url_state, container=chips)
+        badges.verdict_badge(image.verdict, container=chips)
         st.caption(badges.when(image.url_state, image.expires_at, image.last_checked_at, now))
-        st.markdown(f"**Image {image.position + 1}**")
-        rows = {
-            "Dimensions": f"{image.width} x {image.height} px" if image.width else "unknown",
-            "Format": image.format or "unknown",
-            "Bytes": f"{image.byte_size:,}" if image.byte_size else "unknown",
-            "SHA-256": image.sha256 or "not computed",
-            "URL host": image.url_host or "—",
-            "Expiry from": image.expires_source or "—",
-            "Last checked": _time(image.last_checked_at),
-            "Last HTTP status": str(image.last_http_status or "—"),
-            "Host error code": image.last_error_code or "—",
-        }
-        st.dataframe(
-            pd.DataFrame({"Fact": list(rows), "Value": list(rows.values())}),
-            hide_index=True,
-            width="stretch",
+        size = f"{image.width} x {image.height} px" if image.width else "size unknown"
+        shape = f"{image.byte_size:,} bytes" if image.byte_size else "bytes unknown"
+        st.markdown(
+            f"**Image {image.position + 1}** · {size} · {plain(image.format or '?')} · {shape}"
         )
+        st.caption("SHA-256")
+        st.code(image.sha256 or "not computed", language=None)
         if image.url:
-            st.caption("Hosted URL")
-            st.code(image.url, language=None, wrap_lines=True)
+            st.caption(f"Hosted URL ({plain(image.url_host or 'no host')})")
+            st.code(image.url, language=None)
+        with st.expander("Expiry and last check"):
+            rows = {
+                "Expiry from": image.expires_source or "—",
+                "Expires": _time(image.expires_at) if image.expires_at else "—",
+                "Last checked": _time(image.last_checked_at),
+                "Last HTTP status": str(image.last_http_status or "—"),
+                "Host error code": image.last_error_code or "—",
+            }
+            st.dataframe(
+                pd.DataFrame({"Fact": list(rows), "Value": list(rows.values())}),
+                hide_index=True,
+                width="stretch",
+            )
         if image.thumbnail_error:
             st.text(f"Thumbnail not made: {image.thumbnail_error}")
         _archive_download(image)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         image_ids,
         list_gallery,
         list_logs,
+        neighbours,
     )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "iter_records",
     "list_gallery",
     "list_logs",
+    "neighbours",
     "overview",
     "provider_summary",
 ]
@@ -71,6 +73,7 @@ __getattr__, __dir__ = lazy_exports(
             "image_ids",
             "list_gallery",
             "list_logs",
+            "neighbours",
         ],
     },
 )

@@ -222,6 +222,30 @@ def list_logs(
     return LogPage(frame, next_cursor=last if more else None, prev_cursor=first if after else None)
 
 
+def neighbours(engine: Engine, flt: LogFilter, cursor: Cursor) -> tuple[str | None, str | None]:
+    """(newer, older): the ids of the calls just before and after `cursor` in the Logs
+    order of `flt` (None at either end), so Detail steps through the list the user filtered.
+
+    The call at `cursor` need not match `flt` itself: its place in the order is enough.
+    Two index seeks of one row each, keys only.
+    """
+    g = GENERATIONS.c
+    found: list[str | None] = []
+    with engine.connect() as connection:
+        branches = ordered_branches(connection.dialect.name, flt, plan_hints(connection, flt))
+        for seek, order, ascending in (
+            (newer_than(cursor), [g.created_at.asc(), g.id.asc()], True),
+            (older_than(cursor), [g.created_at.desc(), g.id.desc()], False),
+        ):
+            walks = [
+                select(g.created_at, g.id).where(where(conditions), seek).order_by(*order).limit(1)
+                for conditions in branches
+            ]
+            step = merge_ordered(walks, ["created_at", "id"], 1, ascending=ascending)
+            found.append(connection.execute(select(step.c.id)).scalar())
+    return found[0], found[1]
+
+
 def merge_ordered(
     branches: list[Select], keys: list[str], limit: int | None, *, ascending: bool = False
 ) -> Subquery:
