@@ -714,6 +714,62 @@ def _run_review_trail(args: argparse.Namespace) -> int:
 
 # --- the command list: add yours here -----------------------------------------------------------
 
+# --- dashboard --------------------------------------------------------------------------------
+
+
+def _add_dashboard(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="run the Streamlit dashboard over the log",
+        description="Runs the dashboard (the app/ pages, installed with the package as "
+        "imagelog_app) with its bundled .streamlit/config.toml, on the log of --database-url "
+        "or $IMAGELOG_DATABASE_URL.",
+    )
+    parser.add_argument("--port", type=_port, default=8501, help="port to serve on (8501)")
+    parser.add_argument(
+        "--address",
+        help="address to listen on (default: Streamlit's, every interface; 127.0.0.1 for "
+        "this machine only)",
+    )
+    parser.set_defaults(run=_run_dashboard)
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return value
+
+
+def dashboard_script() -> Path:
+    """The dashboard's main.py: the installed `imagelog_app` package, else the checkout's app/
+    (an editable install from a checkout without the package mapping)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("imagelog_app")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (script := Path(folder) / "main.py").is_file():
+            return script
+    return Path(__file__).resolve().parents[1] / "app" / "main.py"
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    """Replace this process with `python -m streamlit run main.py`: Streamlit then owns the
+    signals and the exit code, as if started by hand."""
+    script = dashboard_script()
+    if not script.is_file():
+        print(f"imagelog dashboard: the app is missing ({script})", file=sys.stderr)
+        return 1
+    if args.database_url:
+        os.environ["IMAGELOG_DATABASE_URL"] = args.database_url
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port"]
+    command.append(str(args.port))
+    if args.address:
+        command += ["--server.address", args.address]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_import,
     _add_export,
@@ -723,4 +779,5 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_thumbnails,
     _add_check,
     _add_review,
+    _add_dashboard,
 ]
