@@ -11,8 +11,9 @@ script run is over (no "running" widget, no skeleton left). Figures are medians 
 
 - cold: a server started afresh for each run (no cached engine, no cached query result: the
   first visitor after a deploy or a restart), the server's own start-up not counted;
-- warm: the same link again in a new browser tab within the cache TTL (what a colleague who
-  opens a shared link gets);
+- warm: the same link opened again in the same browser within the cache TTL (the query
+  results and Streamlit's scripts and fonts are cached: a second visit, or a switch back to a
+  page);
 - filter change: a sidebar pill clicked on the open page (Status: error), until the new view
   is drawn.
 
@@ -131,8 +132,7 @@ def measure(url: str, newest_id: str, runs: int) -> list[tuple[str, float, float
                 with running_dashboard(url) as base:
                     page = new_page()
                     cold[case.name].append(timed_load(page, base + case.path, case))
-                    page.close()
-                    page = new_page()
+                    page.goto("about:blank")
                     warm[case.name].append(timed_load(page, base + case.path, case))
                     if case.name not in ("Review", "Detail"):  # pages a filter redraws
                         change[case.name].append(timed_filter_change(page, case))
