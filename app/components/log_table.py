@@ -29,7 +29,7 @@ ROW_HEIGHT = 72
 HEADER_HEIGHT = 36
 
 #: Characters of the prompt shown in a row (three wrapped lines); Detail has the whole prompt.
-PROMPT_CHARS = 100
+PROMPT_CHARS = 90
 #: With a search, the shown stretch starts this many characters before the first match.
 MATCH_LEAD_CHARS = 40
 #: What a search match is set between (the grid cannot colour part of a cell).
@@ -49,12 +49,12 @@ COLUMN_CONFIG = {
         "Time (UTC)", format="YYYY-MM-DD HH:mm", width=112
     ),
     "call": st.column_config.TextColumn("Provider · model", width=118),
-    "prompt": st.column_config.TextColumn("Prompt", width=210),
+    "prompt": st.column_config.TextColumn("Prompt", width=200),
     "params": st.column_config.TextColumn("Size · quality · n", width=96),
     "status": st.column_config.MultiselectColumn(
         "Status", options=list(STATUS_COLORS), color=list(STATUS_COLORS.values()), width=56
     ),
-    "cost": st.column_config.TextColumn("Cost", width=62, help="$ per call; unpriced: no price"),
+    "cost": st.column_config.TextColumn("Cost", width=72, help="$ per call; unpriced: no price"),
     "latency_s": st.column_config.NumberColumn("Latency", format="%.1f s", width=58),
     "error": st.column_config.TextColumn("Error (code: message)", width=176),
     "url_state": st.column_config.MultiselectColumn(
