@@ -121,14 +121,14 @@ def browser_page() -> Iterator[Callable[[], Page]]:
             chromium.close()
 
 
-def measure(url: str, newest_id: str, runs: int) -> list[tuple[str, float, float, float]]:
+def measure(url: str, cases: list[PageCase], runs: int) -> list[tuple[str, float, float, float]]:
     """(page, cold, warm, filter change) medians in seconds."""
-    cold: dict[str, list[float]] = {case.name: [] for case in page_cases(newest_id)}
-    warm: dict[str, list[float]] = {case.name: [] for case in page_cases(newest_id)}
-    change: dict[str, list[float]] = {case.name: [] for case in page_cases(newest_id)}
+    cold: dict[str, list[float]] = {case.name: [] for case in cases}
+    warm: dict[str, list[float]] = {case.name: [] for case in cases}
+    change: dict[str, list[float]] = {case.name: [] for case in cases}
     with browser_page() as new_page:
         for _ in range(runs):
-            for case in page_cases(newest_id):
+            for case in cases:
                 with running_dashboard(url) as base:
                     page = new_page()
                     cold[case.name].append(timed_load(page, base + case.path, case))
@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="demo calls in the log")
     parser.add_argument("--runs", type=int, default=3, help="timed loads per figure (median)")
+    parser.add_argument(
+        "--page", action="append", help="only this page (repeatable; default: every page)"
+    )
     args = parser.parse_args(argv)
 
     url = sqlite_url(args.count)
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline()
     raw = statistics.median(baseline() for _ in range(5))
     load_before = os.getloadavg()
-    figures = measure(url, newest_id, args.runs)
+    cases = [case for case in page_cases(newest_id) if not args.page or case.name in args.page]
+    figures = measure(url, cases, args.runs)
     load_after = os.getloadavg()
     engine.dispose()
 

@@ -89,18 +89,15 @@ def detail_panel(image: ImageDetail, now: datetime, *, side_by_side: bool = True
             st.caption(f"Hosted URL ({plain(image.url_host or 'no host')})")
             st.code(image.url, language=None)
         with st.expander("Expiry and last check"):
-            rows = {
-                "Expiry from": image.expires_source or "—",
-                "Expires": _time(image.expires_at) if image.expires_at else "—",
-                "Last checked": _time(image.last_checked_at),
-                "Last HTTP status": str(image.last_http_status or "—"),
-                "Host error code": image.last_error_code or "—",
-            }
-            st.dataframe(
-                pd.DataFrame({"Fact": list(rows), "Value": list(rows.values())}),
-                hide_index=True,
-                width="stretch",
-            )
+            # Lines of text, not a table: a grid per image is the heaviest thing a page draws.
+            for name, value in (
+                ("Expiry from", image.expires_source or "—"),
+                ("Expires", _time(image.expires_at) if image.expires_at else "—"),
+                ("Last checked", _time(image.last_checked_at)),
+                ("Last HTTP status", str(image.last_http_status or "—")),
+                ("Host error code", image.last_error_code or "—"),
+            ):
+                st.text(f"{name}: {value}")
         if image.thumbnail_error:
             st.text(f"Thumbnail not made: {image.thumbnail_error}")
         _archive_download(image)
