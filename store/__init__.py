@@ -1,7 +1,8 @@
 """imagelog: an audit log for image-generation calls.
 
-The public surface is small: `Recorder` (with `httpx_client()`, `async_httpx_client()`,
-`track()`, `record()`, `flush()`, `close()`) and the record types it takes. They are imported
+The public surface is small: `Recorder` (with `httpx_client()`, `async_httpx_client()`, their
+httpx2 twins and `http_client_for(sdk)`, `context()`, `track()`, `record()`, `flush()`,
+`close()`) and the record types it takes. They are imported
 on first use, so importing a light part of the package (`store.schema.models`) stays light.
 """
 

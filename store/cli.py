@@ -22,6 +22,7 @@ from store.schema.enums import UNREVIEWED, Status, UrlState, Verdict
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from store.media.archive import Archive
     from store.media.network_guard import Network
     from store.queries import LogFilter
     from store.schema.progress import Progress
@@ -514,7 +515,7 @@ def _add_thumbnails(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--limit", type=int, help="at most this many images")
     parser.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    parser.add_argument("--archive-dir", type=Path, help="also keep the full-size originals here")
+    _add_archive_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run_thumbnails)
 
@@ -531,12 +532,32 @@ def _run_thumbnails(args: argparse.Namespace) -> int:
             engine,
             limit=args.limit,
             workers=args.workers,
-            archive_dir=args.archive_dir,
+            archive=_archive(args),
             on_progress=on_progress,
             allowed_networks=allowed_networks,
         )
     print(summary.describe())
     return 0
+
+
+def _add_archive_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--archive",
+        metavar="LOCATION",
+        help="keep the full-size originals here too: a folder or an fsspec URL such as "
+        "s3://bucket/prefix (default: $IMAGELOG_ARCHIVE)",
+    )
+
+
+def _archive(args: argparse.Namespace) -> Archive | None:
+    """`--archive`, else `IMAGELOG_ARCHIVE`, else None; a location that cannot be one (a
+    credential in it, a `..`) is one clear line, before any work starts."""
+    from store.media.archive import Archive, BadLocation
+
+    try:
+        return Archive.configured(getattr(args, "archive", None))
+    except BadLocation as exc:
+        raise SystemExit(f"imagelog {args.command}: {exc}") from None
 
 
 def _allowed_networks(args: argparse.Namespace) -> list[Network]:
@@ -547,6 +568,63 @@ def _allowed_networks(args: argparse.Namespace) -> list[Network]:
         return allowed_networks_from_environment()
     except ValueError as exc:
         raise SystemExit(f"imagelog {args.command}: {exc}") from None
+
+
+# --- archive ----------------------------------------------------------------------------------
+
+
+def _add_archive(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "archive",
+        help="keep the originals of images that have none in the archive",
+        description="With --missing: for every image without an archived original, point it "
+        "at the archive's copy of the same content, upload it from the pending folder (the "
+        "store was down when it was saved), or download it again from its hosted URL while "
+        "that lives (through the network guard; kept only if it hashes to the recorded "
+        "sha256). Exits 1 when an original could not be archived for a reason a rerun may "
+        "cure (see each row's archive_error).",
+    )
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        required=True,
+        help="archive the originals the log does not have yet",
+    )
+    _add_archive_argument(parser)
+    parser.add_argument("--limit", type=_positive, help="at most this many images")
+    parser.add_argument(
+        "--workers", type=_positive, default=4, help="images handled at once (default 4)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_archive)
+
+
+def _run_archive(args: argparse.Namespace) -> int:
+    from store.media.archive_missing import Result, archive_missing
+
+    archive = _archive(args)
+    if archive is None:
+        print(
+            "imagelog archive: no archive location: give --archive LOCATION or set "
+            "IMAGELOG_ARCHIVE",
+            file=sys.stderr,
+        )
+        return 1
+    allowed_networks = _allowed_networks(args)
+    with (
+        opened_engine(args) as engine,
+        progress_bar("archive", "image", enabled=not args.no_progress) as on_progress,
+    ):
+        summary = archive_missing(
+            engine,
+            archive,
+            limit=args.limit,
+            workers=args.workers,
+            on_progress=on_progress,
+            allowed_networks=allowed_networks,
+        )
+    print(summary.describe())
+    return 1 if summary.counts.get(Result.failed) else 0
 
 
 # --- check ------------------------------------------------------------------------------------
@@ -601,6 +679,7 @@ def _run_check(args: argparse.Namespace) -> int:
         stale_after=args.stale_after,
         concurrency=args.concurrency,
         allowed_networks=_allowed_networks(args),
+        archive=_archive(args),
     )
     with (
         opened_engine(args) as engine,
@@ -777,6 +856,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_stats,
     _add_demo,
     _add_thumbnails,
+    _add_archive,
     _add_check,
     _add_review,
     _add_dashboard,

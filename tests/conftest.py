@@ -23,6 +23,7 @@ from store.media.network_guard import ALLOWED_NETWORKS_ENV
 from store.schema.db import make_engine
 from tests.standins import image_host as image_host_routes
 from tests.standins.openai_server import OpenAIStandIn
+from tests.standins.s3 import S3StandIn
 from tests.standins.server import LoopbackServer
 from tests.standins.signed_host import SignedHost
 
@@ -155,3 +156,30 @@ def host(host_server: SignedHost) -> SignedHost:
     """The signed-URL host with its per-test state (requests seen, toggles) cleared."""
     host_server.reset()
     return host_server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3StandIn]:
+    """moto's S3 server on loopback, one per session, with this process's S3 clients (and the
+    commands it starts) pointed at it through the AWS_* environment, as a team's would be."""
+    with S3StandIn() as s3, pytest.MonkeyPatch.context() as patch:
+        for name, value in s3.environment().items():
+            patch.setenv(name, value)
+        yield s3
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3StandIn) -> str:
+    """A new, empty bucket on the S3 stand-in, its request counts reset."""
+    bucket = s3_server.new_bucket()
+    s3_server.reset_counts()
+    return bucket
+
+
+@pytest.fixture(params=["s3", "folder"])
+def archive_location(request, tmp_path) -> str:
+    """An archive location on each kind of store in turn: a bucket's prefix on the S3
+    stand-in, and a local folder."""
+    if request.param == "folder":
+        return str(tmp_path / "originals")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/originals"

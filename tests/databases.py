@@ -77,7 +77,8 @@ EVERY_IMAGE_COLUMN_SET = {
     "byte_size": 3_145_728,
     "thumbnail": b"RIFF\x00\xff\x01 not really webp",
     "thumbnail_error": "an earlier fetch timed out",
-    "archive_path": "/srv/archive/ab/0.png",
+    "archive_path": f"s3://team-archive/originals/cd/{'cd' * 32}.png",
+    "archive_error": "an earlier upload failed: EndpointConnectionError",
 }
 #: A call whose nulls the writer would fill in (size, cost, revised prompt, expiry, host).
 NULLS_KEPT = {

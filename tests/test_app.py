@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select, update
 from streamlit.testing.v1 import AppTest
 
 from store.capture.writer import IMAGES, insert_calls
+from store.media.archive import Archive
 from store.media.thumbnails import make_thumbnail
 from store.schema.models import UrlState, utcnow
 from store.schema.records import CallRecord, ImageRecord
@@ -523,22 +524,83 @@ def test_a_hostile_log_id_in_the_link_is_shown_as_plain_text(log):
     assert "\\[click\\]\\(http" in message
 
 
-def test_detail_offers_the_archived_copy_for_download(log, tmp_path):
-    archived = tmp_path / "archive" / "img.png"
-    archived.parent.mkdir()
-    archived.write_bytes(picture("red"))
+def archive_an_original(log: Engine, location: str, color: str = "navy") -> tuple[int, bytes]:
+    """Keep a new original for the expired call's image in the archive at `location`, as the
+    recorder would have; returns the image's id and the original's bytes."""
+    original = picture(color)
+    facts = make_thumbnail(original)
+    archive_path = Archive(location).store(facts.sha256, facts.format, original)
     with log.begin() as connection:
         connection.execute(
             update(IMAGES)
             .where(IMAGES.c.generation_id == EXPIRED_ID)
-            .values(archive_path=str(archived))
+            .values(**facts.columns(), archive_path=archive_path)
+        )
+        image_id = connection.execute(
+            select(IMAGES.c.id).where(IMAGES.c.generation_id == EXPIRED_ID)
+        ).scalar_one()
+    return image_id, original
+
+
+def test_detail_shows_the_archived_original_on_request_read_by_the_app(log, s3_bucket, monkeypatch):
+    location = f"s3://{s3_bucket}/originals"
+    monkeypatch.setenv("IMAGELOG_ARCHIVE", location)
+    image_id, original = archive_an_original(log, location)
+
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    assert len([url for element in app.get("image") for url in element.value]) == 1  # thumbnail
+    assert any(location in block.value for block in app.code)  # where it is kept, as text
+
+    app.toggle(key=f"archive-{image_id}").set_value(True).run()
+
+    no_exception(app)
+    shown = [url for element in app.get("image") for url in element.value]
+    served = [url for url in shown if not url.startswith("data:")]
+    assert len(served) == 1 and "/media/" in served[0]  # from the app, not from the bucket
+    assert served[0].endswith(".png")  # the original's own bytes, not a re-encoded JPEG
+    assert not any(s3_bucket in url or "s3://" in url or "http" in url for url in shown)
+    captions = [caption for element in app.get("image") for caption in element.proto.imgs]
+    assert any(f"{len(original):,} bytes · sha256 checked" in img.caption for img in captions)
+    [download] = app.get("download_button")
+    assert download.proto.label == "Download original"
+
+
+@pytest.mark.parametrize("problem", ["no archive here", "changed in the store"])
+def test_detail_says_why_an_archived_original_cannot_be_shown(
+    log, s3_bucket, s3_server, monkeypatch, problem
+):
+    location = f"s3://{s3_bucket}/originals"
+    image_id, original = archive_an_original(log, location, color="olive")
+    if problem == "no archive here":
+        monkeypatch.delenv("IMAGELOG_ARCHIVE", raising=False)
+        expected = "this dashboard reads no archive"
+    else:
+        monkeypatch.setenv("IMAGELOG_ARCHIVE", location)
+        sha = hashlib.sha256(original).hexdigest()
+        s3_server.put(s3_bucket, f"originals/{sha[:2]}/{sha}.png", original + b"x")
+        expected = "no longer matches its sha256"
+
+    app = open_page("detail", log=EXPIRED_ID)
+    app.toggle(key=f"archive-{image_id}").set_value(True).run()
+
+    no_exception(app)
+    assert expected in app.warning[-1].value
+    assert not [url for e in app.get("image") for url in e.value if not url.startswith("data:")]
+
+
+def test_detail_says_why_an_original_was_not_archived(log):
+    reason = "not archived: cannot write to s3://team-bucket/originals: EndpointConnectionError"
+    with log.begin() as connection:
+        connection.execute(
+            update(IMAGES).where(IMAGES.c.generation_id == EXPIRED_ID).values(archive_error=reason)
         )
 
     app = open_page("detail", log=EXPIRED_ID)
 
     no_exception(app)
-    [download] = app.get("download_button")
-    assert download.proto.label == "Download archived copy"
+    assert f"Original not archived: {reason}" in [text.value for text in app.text]
 
 
 def test_detail_steps_to_the_newer_and_older_call_of_the_filtered_list(log):

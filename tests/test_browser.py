@@ -24,11 +24,15 @@ from urllib.request import urlopen
 import pytest
 from sqlalchemy import func, select
 
+from store import Recorder
 from store.queries import LogFilter, image_ids
 from store.review import give_verdict
 from store.schema.db import make_engine
 from store.schema.models import IMAGES, REVIEWS
+from store.schema.records import CallRecord, ImageRecord
 from store.transfer.demo import load_demo
+from tests.standins.image_host import draw_image
+from tests.standins.s3 import S3StandIn
 from tests.standins.server import LoopbackServer, Reply
 
 pytestmark = pytest.mark.browser
@@ -69,8 +73,9 @@ def wait_until_healthy(base_url: str, server: subprocess.Popen, timeout: float =
 
 
 @contextmanager
-def running_dashboard(url: str) -> Iterator[str]:
-    """`streamlit run app/main.py` on a free port over the log at `url`; yields its address."""
+def running_dashboard(url: str, **environment: str) -> Iterator[str]:
+    """`streamlit run app/main.py` on a free port over the log at `url` (and `environment`
+    added to this process's); yields its address."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -87,7 +92,7 @@ def running_dashboard(url: str) -> Iterator[str]:
             "127.0.0.1",
         ],
         cwd=ROOT,
-        env={**os.environ, "IMAGELOG_DATABASE_URL": url},
+        env={**os.environ, **environment, "IMAGELOG_DATABASE_URL": url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -395,6 +400,65 @@ def test_flagged_images_show_on_logs_and_detail_with_their_trail(
         page.get_by_text("Review of image 1").scroll_into_view_if_needed()
         settle(page)
         shot(page, "review-7-detail-trail")
+    finally:
+        context.close()
+
+
+# --- archived originals ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def archived_call(tmp_path_factory, s3_server: S3StandIn) -> Iterator[tuple[str, str, str]]:
+    """A log of one call whose 1200x800 original is archived on the S3 stand-in, and the
+    dashboard over it reading that archive; yields (address, call id, bucket)."""
+    bucket = s3_server.new_bucket()
+    location = f"s3://{bucket}/originals"
+    folder = tmp_path_factory.mktemp("archived")
+    url = f"sqlite:///{folder / 'imagelog.db'}"
+    record = CallRecord(
+        provider="openai",
+        model="gpt-image-1",
+        prompt="a lighthouse at dusk, kept in full",
+        images=[ImageRecord(data=draw_image(1200, 800, "png"))],
+    )
+    with Recorder(url, archive=location, spool_path=folder / "spool.jsonl") as recorder:
+        recorder.record(record)
+        assert recorder.flush(timeout=60)
+    with running_dashboard(url, IMAGELOG_ARCHIVE=location) as base_url:
+        yield base_url, record.id, bucket
+
+
+@pytest.mark.parametrize("width", REVIEW_WIDTHS)
+def test_detail_shows_the_archived_original_served_by_the_app(
+    archived_call, browser, s3_server, width
+):
+    base_url, call_id, bucket = archived_call
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    try:
+        page.goto(f"{base_url}/detail?log={call_id}")
+        switch = page.locator("label").filter(has_text="Show original")
+        switch.wait_for(timeout=60_000)
+        settle(page)
+        assert page.locator("[data-testid=stMain] [data-testid=stImage] img").count() == 1
+
+        switch.click()
+        page.locator("[data-testid=stImage] img").nth(1).wait_for(timeout=30_000)
+        settle(page)
+
+        assert_no_error(page)
+        original = page.locator("[data-testid=stImage] img").nth(1)
+        source = original.get_attribute("src")
+        assert source.startswith("/media/") or source.startswith(f"{base_url}/media/")
+        assert original.evaluate("img => img.complete && img.naturalWidth") == 1200
+        assert page.get_by_text("sha256 checked").is_visible()
+        page.get_by_role("button", name="Download original").wait_for()
+        original.scroll_into_view_if_needed()
+        shot(page, f"detail-{width}-archived-original")
+        endpoint = s3_server.endpoint.removeprefix("http://")
+        assert not [url for url in fetched if endpoint in url or bucket in url]
     finally:
         context.close()
 

@@ -77,7 +77,10 @@ def test_an_exported_line_carries_every_column_nulls_and_thumbnail_included(
         "last_checked_at": "2026-11-20T15:30:12.345685Z",
         "check_failures": 2,
     }
-    assert image["thumbnail"] and image["archive_path"] == "/srv/archive/ab/0.png"
+    assert (
+        image["thumbnail"]
+        and image["archive_path"] == f"s3://team-archive/originals/cd/{'cd' * 32}.png"
+    )
     assert second["size"] is None and second["revised_prompt"] is None  # written out, as null
     assert second["images"][0]["expires_at"] is None
 

@@ -8,7 +8,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, select, update
 from store import Recorder
 from store.capture.writer import insert_calls
 from store.cli import main
+from store.media.archive import Archive
 from store.media.retry import retry_missing_thumbnails
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.models import IMAGES, Image, UrlState
@@ -299,11 +299,11 @@ def test_archive_keeps_the_original_bytes_under_their_sha256(engine, image_host,
     url = image_host.url("/img/archived.webp?w=800&h=600")
     generation_id = record_call(engine, ImageRecord(url=url))
 
-    run_jobs(engine, [(generation_id, 0, url, None)], archive_dir=tmp_path / "archive")
+    run_jobs(engine, [(generation_id, 0, url, None)], archive=Archive(tmp_path / "archive"))
 
     row = image_row(engine, generation_id)
-    archived = Path(row.archive_path)
-    assert archived == tmp_path / "archive" / row.sha256[:2] / f"{row.sha256}.webp"
+    archived = tmp_path / "archive" / row.sha256[:2] / f"{row.sha256}.webp"
+    assert row.archive_path == archived.as_uri()
     assert hashlib.sha256(archived.read_bytes()).hexdigest() == row.sha256
 
 

@@ -85,6 +85,20 @@ def test_a_bad_image_is_noted_and_the_callers_code_goes_on(recorder):
     assert "url must start with http" in row["metadata_json"]["image_notes"][0]
 
 
+def test_an_image_whose_base64_does_not_decode_keeps_its_row_and_url(recorder, image_host):
+    hosted = image_host.url("/img/kept.png?w=64&h=64")
+    with recorder.track(provider="local", prompt="x") as call:
+        call.add_image(hosted, b64="*%$ not base64")
+        call.add_image(b64="also not base64 ***", revised_prompt="a fox")
+
+    row, images = stored(recorder)
+    assert row["image_count"] == 2
+    assert images[0]["url"] == hosted and images[0]["thumbnail"]  # taken from the URL instead
+    assert images[1]["revised_prompt"] == "a fox"
+    assert "not valid base64" in images[1]["thumbnail_error"]
+    assert images[1]["url_state"] == "none"
+
+
 def test_setting_an_unknown_field_is_a_clear_error(recorder):
     with recorder.track(provider="p") as call, pytest.raises(TypeError, match="'colour'"):
         call.set(colour="red")

@@ -10,6 +10,8 @@ the URL (not the unhashable engine) is what tells two databases' results apart.
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
@@ -17,6 +19,7 @@ from sqlalchemy import Engine
 from store import queries, review
 from store.queries import Cursor, Facets, GalleryPage, LogDetail, LogFilter, LogPage, Overview
 from store.queries.analytics import Bucket
+from store.queries.originals import ARCHIVE_ENV, archived_original
 from store.queries.reviewed import flagged_share_by_model
 from store.schema import db
 from store.schema.config import database_url
@@ -173,6 +176,22 @@ def _recent_changes(url: str, limit: int) -> list[review.Change]:
 def recent_changes(limit: int = 20) -> list[review.Change]:
     """The latest verdicts given in this log, by anyone, newest first."""
     return _recent_changes(database_url(), limit)
+
+
+#: Originals are large (megabytes each): only the last few asked for are kept in memory.
+ORIGINALS_KEPT = 4
+
+
+@st.cache_data(max_entries=ORIGINALS_KEPT, show_spinner="Reading the archived original…")
+def _original(archive: str | None, archive_path: str, sha256: str | None) -> bytes:
+    return archived_original(archive_path, sha256)
+
+
+def original(archive_path: str, sha256: str | None) -> bytes:
+    """The archived original's bytes, read by this app from its archive and checked against
+    the sha256 (content-addressed, so a cached copy never goes stale); raises
+    `store.queries.originals.ArchiveError` with the reason it cannot be shown."""
+    return _original(os.environ.get(ARCHIVE_ENV), archive_path, sha256)
 
 
 def refresh() -> None:

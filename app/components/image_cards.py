@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import streamlit as st
-from components import badges
+from components import badges, data
 from components.text import plain
 
 from store.queries import ImageDetail
+from store.queries.originals import ArchiveError
 from store.schema.models import UrlState
 
 DETAIL_PAGE = "views/detail.py"
@@ -26,6 +27,9 @@ def data_uri(thumbnail: bytes) -> str:
     (st.image would re-encode bytes as JPEG) and no hosted URL, which may be dead."""
     return "data:image/webp;base64," + base64.b64encode(thumbnail).decode("ascii")
 
+
+#: Formats st.image serves as they are (anything else it re-encodes, at its choice).
+SHOWN_AS: dict[str, Literal["PNG", "JPEG", "GIF"]] = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF"}
 
 #: Every Gallery card is this tall (px), whatever its image's shape: a grid of equal cards.
 CARD_HEIGHT = 560
@@ -73,6 +77,7 @@ def detail_panel(image: ImageDetail, now: datetime, *, side_by_side: bool = True
         picture = facts = st.container()
     with picture:
         show_picture(image)
+        archived_original(image)
     with facts:
         chips = st.container(horizontal=True, gap="small")
         badges.badge(image.url_state, container=chips)
@@ -100,7 +105,11 @@ def detail_panel(image: ImageDetail, now: datetime, *, side_by_side: bool = True
                 st.text(f"{name}: {value}")
         if image.thumbnail_error:
             st.text(f"Thumbnail not made: {image.thumbnail_error}")
-        _archive_download(image)
+        if image.archive_path:
+            st.caption("Archived original")
+            st.code(image.archive_path, language=None, wrap_lines=True)
+        elif image.archive_error:
+            st.text(f"Original not archived: {image.archive_error}")
 
 
 def show_picture(image: ImageDetail) -> None:
@@ -128,20 +137,36 @@ def show_picture(image: ImageDetail) -> None:
         st.caption("Cached copy")
 
 
-def _archive_download(image: ImageDetail) -> None:
-    if not image.archive_path:
+def archived_original(image: ImageDetail) -> None:
+    """The full-size original from the archive, on request: read by this app through the
+    store's client and checked against the image's sha256, then served from the app like any
+    other picture. The browser never gets the store's address."""
+    if not image.archive_path or not st.toggle(
+        "Show original",
+        key=f"archive-{image.id}",
+        help="The full-size original from the archive, read by this app (not by your "
+        "browser) and checked against its sha256.",
+    ):
         return
-    path = Path(image.archive_path)
-    if not path.is_file():
-        st.caption(f"Archived copy missing at {path}")
+    try:
+        original = data.original(image.archive_path, image.sha256)
+    except ArchiveError as exc:
+        st.warning(f"Cannot show the archived original: {exc}", icon=":material/inventory_2:")
         return
+    st.image(
+        original,
+        caption=f"Archived original · {len(original):,} bytes · sha256 checked",
+        width="stretch",
+        # The original's own format, so Streamlit passes the bytes on (it re-encodes others).
+        output_format=SHOWN_AS.get(image.format or "", "auto"),
+    )
     st.download_button(
-        "Download archived copy",
-        data=path.read_bytes,
-        file_name=path.name,
+        "Download original",
+        data=original,
+        file_name=image.archive_path.rsplit("/", 1)[-1],
         icon=":material/download:",
         on_click="ignore",
-        key=f"archive-{image.id}",
+        key=f"archive-download-{image.id}",
     )
 
 

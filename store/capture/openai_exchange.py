@@ -9,6 +9,7 @@ record exists, so nothing downstream (queue, spool, database, logs) ever holds t
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,9 @@ import httpx
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
+from store.capture.call_params import REPORTED
+from store.capture.context import EMPTY, CallContext, from_headers, json_object
+from store.capture.image_items import image_record
 from store.capture.json_values import map_strings
 from store.capture.providers import Route, azure_deployment, infer_route
 from store.capture.redaction import (
@@ -41,7 +45,7 @@ _IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
 _NOT_PARAMS = frozenset({"prompt", "model", "user", "image", "image[]", "images", "mask"})
 #: Inline uploads (data: URLs in JSON edits) longer than this are replaced by their length.
 MAX_INLINE_DATA = 256
-#: Response fields that say what was actually made when the request said "auto" (gpt-image).
+#: Response fields that say what was actually made (gpt-image), kept apart from the request's.
 _RESOLVED_PARAMS = ("size", "quality", "background", "output_format")
 #: Parameters only gpt-image models take: their presence means the default model is not dall-e-2.
 _GPT_IMAGE_PARAMS = frozenset(
@@ -58,6 +62,8 @@ REQUEST_ID_HEADERS = (
 )
 #: Longest error text kept from a response body that is not JSON.
 MAX_ERROR_TEXT = 2000
+#: A JSON number, short enough to be one (a longer digit string is kept as text).
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,17})?([eE][-+]?[0-9]{1,3})?")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -82,10 +88,13 @@ class Exchange:
     request_body: bytes
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_body: bytes = b""  # as on the wire: still content-encoded
+    response_body: bytes = b""  # as on the wire: still content-encoded (unless body_decoded)
+    body_decoded: bool = False  # True for a response that came already read (a mock, a cache)
     latency_ms: float | None = None
     error: BaseException | None = None  # a transport error (timeout, reset...)
     complete: bool = True  # False when the caller closed the response before its end
+    context: CallContext = EMPTY  # the client's, under the caller's `recorder.context()`
+    context_headers: dict[str, str] = field(default_factory=dict)  # x-imagelog-*, removed
 
 
 def exchange_to_record(exchange: Exchange) -> CallRecord:
@@ -94,21 +103,27 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
     request_headers = {name.lower(): value for name, value in exchange.request_headers}
     response_headers = {name.lower(): value for name, value in exchange.response_headers}
     scrubber = Scrubber(secret_values(exchange.request_headers, exchange.url))
-    route = infer_route(url.host, url.path, request_headers)
+    route = infer_route(url.host, url.path, request_headers, response_headers)
     body, body_note = parse_request_body(request_headers.get("content-type", ""), exchange)
     params = {key: value for key, value in body.items() if key not in _NOT_PARAMS}
-    metadata = _metadata(route, url, request_headers, body_note, exchange.complete)
+    context = call_context(exchange, body, request_headers)
+    metadata = {
+        **context.metadata,
+        **_metadata(route, url, request_headers, body_note, exchange.complete),
+    }
+    if context.errors:
+        metadata["context_errors"] = list(context.errors)
 
     record = CallRecord(
         created_at=exchange.started_at,
-        provider=route.provider,
+        provider=context.provider or route.provider,
         model=str(body.get("model") or _default_model(route, url.path, params)),
         operation=images_operation(url.path) or Operation.generate,
         prompt=scrubber.exact(str(body.get("prompt") or "")),
         params=scrubber.json(params),
         latency_ms=exchange.latency_ms,
         http_status=exchange.status,
-        user=scrubber.exact(str(body["user"])) if body.get("user") else None,
+        user=scrubber.exact(context.user) if context.user else None,
         request_id=_first_header(response_headers, REQUEST_ID_HEADERS),
         trace_id=_trace_id(request_headers, response_headers),
         metadata=scrubber.json(metadata),
@@ -134,6 +149,28 @@ def exchange_to_record(exchange: Exchange) -> CallRecord:
 # --- request ----------------------------------------------------------------------------------
 
 
+def call_context(exchange: Exchange, body: dict[str, Any], headers: dict[str, str]) -> CallContext:
+    """The call's context, the narrowest scope first (see `store.capture.context`): the
+    request's `x-imagelog-*` headers, the body's `user`, Portkey's metadata, then the
+    caller's block and client."""
+    stated = from_headers(exchange.context_headers)
+    body_user = CallContext(user=str(body["user"]) if body.get("user") else None)
+    return stated.over(body_user).over(portkey_context(headers)).over(exchange.context)
+
+
+def portkey_context(headers: dict[str, str]) -> CallContext:
+    """Portkey's `x-portkey-metadata` keys as metadata, its `_user` as the user."""
+    raw = headers.get("x-portkey-metadata")
+    if raw is None:
+        return EMPTY
+    try:
+        metadata = json_object(raw)
+    except ValueError as exc:
+        return CallContext(errors=(f"x-portkey-metadata ignored: {exc}",))
+    user = metadata.pop("_user", None)
+    return CallContext(user=str(user) if user not in (None, "") else None, metadata=metadata)
+
+
 def parse_request_body(content_type: str, exchange: Exchange) -> tuple[dict[str, Any], str | None]:
     """The request's fields (files summarised, never their bytes) and a note if unreadable."""
     mime, options = parse_options_header(content_type)
@@ -151,7 +188,8 @@ def parse_request_body(content_type: str, exchange: Exchange) -> tuple[dict[str,
 
 
 def parse_multipart(body: bytes, boundary: bytes) -> dict[str, Any]:
-    """Form fields as values (digits as ints), files as {filename, content_type, bytes}.
+    """Form fields as values (typed as JSON would have them), files as {filename,
+    content_type, bytes}.
 
     Repeated names (`image[]` for several input images) become lists.
     """
@@ -201,14 +239,28 @@ def parse_multipart(body: bytes, boundary: bytes) -> dict[str, Any]:
                 "bytes": part["size"],
             }
         else:
-            text = bytes(part["data"]).decode("utf-8", "replace")
-            value = int(text) if text.isdigit() else text
+            value = _form_value(name, bytes(part["data"]).decode("utf-8", "replace"))
         if name in fields:
             existing = fields[name]
             fields[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
         else:
             fields[name] = value
     return fields
+
+
+def _form_value(name: str, text: str) -> Any:
+    """A form field typed as the SDK's JSON body would have it: `true`/`false` as booleans,
+    numbers as numbers (`stream`, `n`, `output_compression`), so a multipart edit's params
+    compare with a JSON call's. Fields with a column of their own stay text."""
+    if name in _NOT_PARAMS:
+        return text
+    if text in ("true", "false"):
+        return text == "true"
+    if _NUMBER.fullmatch(text):
+        number = float(text) if any(c in text for c in ".eE") else int(text)
+        if math.isfinite(number):
+            return number
+    return text
 
 
 def _without_inline_data(value: Any) -> Any:
@@ -249,8 +301,6 @@ def _metadata(
         metadata["retry_count"] = int(retries) if retries.isdigit() else retries
     if client_request_id := headers.get("x-client-request-id"):
         metadata["client_request_id"] = client_request_id
-    if portkey_metadata := headers.get("x-portkey-metadata"):
-        metadata["portkey_metadata"] = _json_or_text(portkey_metadata)
     if user_agent := headers.get("user-agent"):
         metadata["user_agent"] = user_agent
     if body_note:
@@ -299,9 +349,11 @@ def _apply_response(
     if not ok:
         record.status = Status.error
         record.error = scrubber.text(_error_text(status, payload))
-    elif not isinstance(payload, dict):
+    elif not isinstance(payload, dict) and exchange.complete:
         record.status = Status.error
         record.error = "response is not a JSON object"
+    if not exchange.complete:  # the caller closed it early: keep what was received, no error
+        record.metadata_json["response_bytes_received"] = len(exchange.response_body)
     if isinstance(payload, dict):
         if ok:
             _take_images(record, payload)
@@ -312,6 +364,8 @@ def _apply_response(
 
 def _decoded(exchange: Exchange) -> bytes:
     """The body without its content-encoding (gzip, br...), decoded the way httpx would."""
+    if exchange.body_decoded:
+        return exchange.response_body
     response = httpx.Response(
         exchange.status or 200, headers=exchange.response_headers, content=exchange.response_body
     )
@@ -358,9 +412,9 @@ def _take_images(record: CallRecord, payload: dict[str, Any]) -> None:
     )
     if isinstance(payload.get("usage"), dict):
         record.usage_json = payload["usage"]
-    for key in _RESOLVED_PARAMS:
-        if payload.get(key) and record.params_json.get(key) in (None, "auto"):
-            record.params_json[key] = payload[key]
+    reported = {key: payload[key] for key in _RESOLVED_PARAMS if payload.get(key)}
+    if reported:
+        record.params_json[REPORTED] = reported
 
 
 def _image(item: dict[str, Any]) -> ImageRecord:
@@ -370,9 +424,7 @@ def _image(item: dict[str, Any]) -> ImageRecord:
         # Some OpenAI-compatible hosts inline the image as a data: URL.
         b64 = url.split(",", 1)[1]
         url = None
-    return ImageRecord.model_validate(
-        {"url": url, "b64_json": b64, "revised_prompt": item.get("revised_prompt")}
-    )
+    return image_record({"url": url, "b64_json": b64, "revised_prompt": item.get("revised_prompt")})
 
 
 def _error_text(status: int, payload: Any) -> str:

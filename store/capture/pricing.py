@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from store.capture.call_params import made
 from store.schema.models import CostSource, Status
 from store.schema.records import CallRecord
 
@@ -229,7 +230,7 @@ def _shown(value: str) -> str:
 
 
 def _param(record: CallRecord, name: str) -> str | None:
-    value = record.params_json.get(name)
+    value = made(record.params_json, name)
     return str(value).strip().lower() if value not in (None, "") else None
 
 

@@ -25,20 +25,24 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
+from store.capture.context import CallContext, call_context, checked
+from store.capture.context import current as current_context
 from store.capture.openai_exchange import Exchange, exchange_to_record
-from store.capture.providers import infer_route
+from store.capture.providers import configured_hosts, infer_route
 from store.capture.redaction import describe_exception
 from store.capture.spool import Spool, default_spool_path
 from store.capture.tracking import TrackedCall
-from store.capture.transport import async_recording_client, recording_client
+from store.capture.transport import async_recording_client, recording_client, stack_of
 from store.capture.writer import insert_calls
+from store.media.archive import Archive
 from store.media.network_guard import AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.config import database_url as configured_url
@@ -73,20 +77,26 @@ class Recorder:
     """Records image-generation calls into the log database, in the background.
 
     `database_url`: any SQLAlchemy URL; default `IMAGELOG_DATABASE_URL`, else the SQLite file
-    of `store.schema.config`. `archive_dir`: keep full-size copies there (off by default).
+    of `store.schema.config`. `archive`: keep every full-size original there too, a folder or
+    any fsspec URL (`s3://bucket/prefix`; default `IMAGELOG_ARCHIVE`, else off), opened with
+    `archive_options` (fsspec storage options such as an `endpoint_url`; credentials come from
+    the store's environment, see `store.media.archive`). A location that is not one (a password
+    or token in it, a `..`) raises ValueError here, before any call is recorded.
     `thumbnails=False` skips the thumbnail worker. `spool_path`: where records wait while the
     database is down (default: beside a SQLite file, or in the data folder). A batch holds up
     to `batch_size` records gathered for up to `batch_wait` seconds; an absent database is
     tried again every `retry_interval` seconds; the drain at exit waits `exit_timeout`.
     `allowed_networks`: the networks thumbnail downloads may reach besides public addresses
     (default `IMAGELOG_ALLOWED_NETWORKS`; see `store.media.network_guard`).
+    A malformed `IMAGELOG_PROVIDER_HOSTS` raises ValueError here (see `store.capture.providers`).
     """
 
     def __init__(
         self,
         database_url: str | None = None,
         *,
-        archive_dir: str | Path | None = None,
+        archive: str | PathLike[str] | None = None,
+        archive_options: Mapping[str, Any] | None = None,
         thumbnails: bool = True,
         thumbnail_workers: int = 4,
         spool_path: str | Path | None = None,
@@ -98,13 +108,15 @@ class Recorder:
         allowed_networks: AllowedNetworks = None,
     ) -> None:
         url = configured_url(database_url)
+        configured_hosts()  # a bad IMAGELOG_PROVIDER_HOSTS fails here, loudly, not per call
         # No connection yet: a database that is down must not stop the caller's program.
         self.engine: Engine = make_engine(url, upgrade=False)
         self.spool = Spool(Path(spool_path) if spool_path else default_spool_path(url))
+        self.archive = Archive.configured(archive, storage_options=archive_options)
         self.thumbnails: ThumbnailWorker | None = (
             ThumbnailWorker(
                 self.engine,
-                archive_dir=archive_dir,
+                archive=self.archive,
                 workers=thumbnail_workers,
                 allowed_networks=allowed_networks,
             )
@@ -155,26 +167,117 @@ class Recorder:
             log.exception("could not queue a record")
 
     def httpx_client(
-        self, *, transport: httpx.BaseTransport | None = None, **kwargs: Any
+        self,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> httpx.Client:
         """An `httpx.Client` that records images calls; pass it as `OpenAI(http_client=...)`.
 
         It has the SDK's own timeout, connection limits and redirects, and honours proxy
-        settings as httpx does. `transport`: a transport of your own to wrap; other keyword
-        arguments go to `httpx.Client`.
+        settings as httpx does. `transport`: a transport of your own to wrap. `provider`,
+        `user` and `metadata`: the call context of every call it records (a narrower scope
+        wins: see `context()`). Other keyword arguments go to `httpx.Client`.
         """
-        return recording_client(self.record, transport, **kwargs)
+        return self._client("httpx", False, transport, provider, user, metadata, kwargs)
 
     def async_httpx_client(
-        self, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> httpx.AsyncClient:
         """The async twin of `httpx_client`, for `AsyncOpenAI(http_client=...)`."""
-        return async_recording_client(self.record, transport, **kwargs)
+        return self._client("httpx", True, transport, provider, user, metadata, kwargs)
+
+    def httpx2_client(
+        self,
+        *,
+        transport: Any = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`httpx_client` made of httpx2 (an `httpx2.Client`), the library openai 3.x is built
+        on: the SDK then takes it as its own kind of client, and an `httpx2.MockTransport` of
+        the SDK's test tooling can be wrapped as `transport`. httpx2 must be installed."""
+        return self._client("httpx2", False, transport, provider, user, metadata, kwargs)
+
+    def async_httpx2_client(
+        self,
+        *,
+        transport: Any = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The async twin of `httpx2_client` (an `httpx2.AsyncClient`)."""
+        return self._client("httpx2", True, transport, provider, user, metadata, kwargs)
+
+    def http_client_for(
+        self,
+        sdk: Any,
+        *,
+        asynchronous: bool = False,
+        transport: Any = None,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The recording client made of the HTTP library `sdk` is built on (httpx2 for openai
+        3.x, httpx before), so a program carries one HTTP stack: `OpenAI(http_client=
+        recorder.http_client_for(openai))`. `sdk`: the SDK's module, a class or a client of
+        it; `asynchronous=True` for `AsyncOpenAI`. The other arguments are `httpx_client`'s.
+        """
+        stack = stack_of(sdk)
+        return self._client(stack, asynchronous, transport, provider, user, metadata, kwargs)
+
+    def _client(
+        self,
+        stack: str,
+        asynchronous: bool,
+        transport: Any,
+        provider: str | None,
+        user: str | None,
+        metadata: Mapping[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> Any:
+        context = checked(provider=provider, user=user, metadata=metadata)
+        make = async_recording_client if asynchronous else recording_client
+        return make(self.record, transport, context=context, stack=stack, **kwargs)
+
+    @contextlib.contextmanager
+    def context(
+        self,
+        *,
+        provider: str | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[CallContext]:
+        """`with recorder.context(user="u-1", metadata={"team": "ads"}):` every call recorded
+        in the block, by a client or `track()`, in this thread or an asyncio task it starts,
+        gets this user, provider and metadata.
+
+        The narrowest scope wins: a request's own `x-imagelog-*` headers (and its body's
+        `user`, its Portkey metadata), then the innermost block, then the client's arguments,
+        then what imagelog infers. Metadata merges key by key in that order.
+        """
+        with call_context(provider=provider, user=user, metadata=metadata) as context:
+            yield context
 
     def track(
         self,
         *,
-        provider: str,
+        provider: str | None = None,
         model: str = "",
         prompt: str = "",
         params: dict[str, Any] | None = None,
@@ -183,9 +286,13 @@ class Recorder:
     ) -> TrackedCall:
         """A context manager that records a call made through any other SDK.
 
-        Extra keyword arguments (`user`, `request_id`, `metadata`, `cost_usd`...) are
-        `CallRecord` fields.
+        `provider` may be left to the enclosing `context(provider=...)`; TypeError when neither
+        names one. Extra keyword arguments (`user`, `request_id`, `metadata`, `cost_usd`...) are
+        `CallRecord` fields; the enclosing `context()` fills the user and metadata they leave out.
         """
+        provider = provider or current_context().provider
+        if not provider:
+            raise TypeError("track() needs a provider, or a recorder.context(provider=...) block")
         return TrackedCall(
             self.record,
             provider=provider,

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from store.capture.context import current
+from store.capture.image_items import image_record
 from store.capture.redaction import Scrubber, describe_exception
 from store.schema.models import Status, utcnow
-from store.schema.records import CallRecord, ImageRecord
+from store.schema.records import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,15 @@ class TrackedCall:
     """One tracked call: `add_image(...)` for each result, `set(...)` for anything else known."""
 
     def __init__(self, sink: Callable[[CallRecord], None], **fields: Any) -> None:
+        """`fields` are the record's; the caller's `recorder.context()` fills the user and
+        metadata they leave out (an argument given here is the narrower scope and wins)."""
         self._sink = sink
+        context = current()
+        if context.user and not (fields.get("user") or fields.get("user_id")):
+            fields["user"] = context.user
+        if context.metadata:
+            key = "metadata_json" if "metadata_json" in fields else "metadata"
+            fields[key] = {**context.metadata, **(fields.get(key) or {})}
         self.record = CallRecord(source="track", **fields)
         self._started: float | None = None
 
@@ -50,7 +60,7 @@ class TrackedCall:
         if url is not None and not isinstance(url, str):
             url = getattr(url, "url", None) or str(url)
         try:
-            image = ImageRecord.model_validate(
+            image = image_record(
                 {"url": url, "data": data, "b64_json": b64, "revised_prompt": revised_prompt}
             )
         except ValueError as exc:

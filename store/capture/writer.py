@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Insert, Table, insert, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
+from store.capture.call_params import made
 from store.capture.json_values import map_strings
 from store.capture.pricing import price_call
 from store.capture.redaction import Scrubber
@@ -120,18 +121,18 @@ REVIEW_COLUMNS = frozenset(REVIEWS.c.keys()) - {"id", "generation_id", "position
 def generation_row(record: CallRecord, *, keep_carried: bool = False) -> dict[str, Any]:
     """The `generations` row of a record: its columns, with those the writer owns worked out.
 
-    Size, quality and n come from the request's params, the image count from the images, the
-    revised prompt from the first image when the call has none, and the cost from the price
-    table (unless the record carries a cost). With `keep_carried`, what the record gives of
-    these is kept: an exported call says how it was priced, and a newer price table must not
-    change it on the way back in.
+    Size and quality are what the call made (`store.capture.call_params`), n is the request's,
+    the image count comes from the images, the revised prompt from the first image when the
+    call has none, and the cost from the price table (unless the record carries a cost). With
+    `keep_carried`, what the record gives of these is kept: an exported call says how it was
+    priced, and a newer price table must not change it on the way back in.
     """
     row = _column_values(record, GENERATION_COLUMNS)
     params = record.params_json
     worked_out: dict[str, Any] = {
         "revised_prompt": record.revised_prompt or _first_revised_prompt(record.images),
-        "size": _str_or_none(params.get("size")),
-        "quality": _str_or_none(params.get("quality")),
+        "size": _str_or_none(made(params, "size")),
+        "quality": _str_or_none(made(params, "quality")),
         "n": _int_or(params.get("n"), max(len(record.images), 1)),
         "image_count": len(record.images),
     }

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, union, update
@@ -39,6 +38,7 @@ from store.expiry.probe import (
     interleave_by_host,
 )
 from store.expiry.signed_urls import signed_expiry
+from store.media.archive import Archive
 from store.media.network_guard import REFUSED_ADDRESS, AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.media.url_answers import NOT_YET_VALID
@@ -120,7 +120,7 @@ class CheckOptions:
     per_host: int = DEFAULT_PER_HOST
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     fetch_thumbnails: bool = True
-    archive_dir: Path | None = None
+    archive: Archive | None = None
     now: datetime | None = None
     allowed_networks: AllowedNetworks = None
 
@@ -196,7 +196,7 @@ async def check_images_async(
     await run.flush()
     if options.fetch_thumbnails and need_thumbnail:
         run.summary.thumbnails = await asyncio.to_thread(
-            save_thumbnails, engine, need_thumbnail, options.archive_dir, options.allowed_networks
+            save_thumbnails, engine, need_thumbnail, options.archive, options.allowed_networks
         )
     run.summary.checked = run.done  # rows may have left the selection since it was counted
     run.summary.seconds = time.perf_counter() - started
@@ -404,13 +404,13 @@ def write_updates(engine: Engine, updates: list[dict[str, Any]]) -> None:
 def save_thumbnails(
     engine: Engine,
     rows: Sequence[Row],
-    archive_dir: Path | None,
+    archive: Archive | None,
     allowed_networks: AllowedNetworks = None,
 ) -> int:
     """Save thumbnails for live URLs that have none, down the thumbnail worker's own path."""
     with ThumbnailWorker(
         engine,
-        archive_dir=archive_dir,
+        archive=archive,
         workers=THUMBNAIL_WORKERS,
         allowed_networks=allowed_networks,
     ) as worker:

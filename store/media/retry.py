@@ -4,11 +4,11 @@ expired (its first download failed, or the recorder ran with thumbnails off)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine, select
 
+from store.media.archive import Archive
 from store.media.network_guard import AllowedNetworks
 from store.media.thumbnail_worker import ThumbnailWorker
 from store.schema.models import IMAGES, UrlState
@@ -39,7 +39,7 @@ def retry_missing_thumbnails(
     *,
     limit: int | None = None,
     workers: int = 4,
-    archive_dir: Path | None = None,
+    archive: Archive | None = None,
     client: httpx.Client | None = None,
     on_progress: Progress | None = None,
     allowed_networks: AllowedNetworks = None,
@@ -62,7 +62,7 @@ def retry_missing_thumbnails(
     stored = failed = expired = 0
     with ThumbnailWorker(
         engine,
-        archive_dir=archive_dir,
+        archive=archive,
         workers=workers,
         client=client,
         allowed_networks=allowed_networks,

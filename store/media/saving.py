@@ -1,5 +1,5 @@
 """Save one image: fetch it (unless its bytes came with the call), thumbnail it, archive the
-original if asked, and UPDATE its `images` row with everything that taught.
+original if asked (`archive_original`), and UPDATE its `images` row with everything that taught.
 
 This is the one path every thumbnail takes: the recorder's background worker, `imagelog
 thumbnails` and `check` (for a live URL without one) all call `save_image`, through
@@ -7,21 +7,20 @@ thumbnails` and `check` (for a live URL without one) all call `save_image`, thro
 classified by the URL checker's own rules (`store.media.url_answers`): a 200 marks it live, a
 403/404/410 (or 400 ExpiredToken) expired, and a timeout, reset or 5xx leaves it unknown (a
 transient failure never marks a URL expired). A failure lands in the row too, as a readable
-`thumbnail_error`.
+`thumbnail_error`; an archive that cannot be written costs the row its `archive_path` only
+(the thumbnail is stored all the same), and its `archive_error` says why.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine, update
 
+from store.media.archive import Archive, ArchiveError
 from store.media.fetch import DEFAULT_MAX_BYTES, FetchError, fetch_image
 from store.media.network_guard import REFUSED_ADDRESS
 from store.media.thumbnails import ImageError, ImageFacts, make_thumbnail
@@ -30,8 +29,8 @@ from store.schema.models import IMAGES, UrlState, utcnow
 
 log = logging.getLogger(__name__)
 
-#: Width of images.thumbnail_error (PostgreSQL enforces it).
-THUMBNAIL_ERROR_LENGTH = 500
+#: Width of images.thumbnail_error and images.archive_error (PostgreSQL enforces it).
+THUMBNAIL_ERROR_LENGTH = ARCHIVE_ERROR_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class ImageOutcome:
     error: str | None = None
     check: UrlCheck | None = None
     archive_path: str | None = None
+    archive_error: str | None = None
 
 
 def save_image(
@@ -62,7 +62,7 @@ def save_image(
     url: str | None,
     data: bytes | None,
     *,
-    archive_dir: Path | None = None,
+    archive: Archive | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ImageOutcome:
     """Thumbnail image `position` of call `generation_id` and store what that learnt in its row.
@@ -70,7 +70,7 @@ def save_image(
     From `data` when the call returned the bytes, else from `url`; never raises for bad input.
     Callers submit an image once its row is inserted; a missing row is logged, not waited for.
     """
-    outcome = _learn(client, url, data, archive_dir=archive_dir, max_bytes=max_bytes)
+    outcome = _learn(client, url, data, archive=archive, max_bytes=max_bytes)
     key = (IMAGES.c.generation_id == generation_id) & (IMAGES.c.position == position)
     with engine.begin() as connection:
         found = connection.execute(update(IMAGES).where(key).values(**_row_values(outcome)))
@@ -87,7 +87,9 @@ def _row_values(outcome: ImageOutcome) -> dict[str, object]:
     elif outcome.error is not None:
         values["thumbnail_error"] = outcome.error[:THUMBNAIL_ERROR_LENGTH]
     if outcome.archive_path is not None:
-        values["archive_path"] = outcome.archive_path
+        values.update(archive_path=outcome.archive_path, archive_error=None)
+    elif outcome.archive_error is not None:
+        values["archive_error"] = outcome.archive_error[:ARCHIVE_ERROR_LENGTH]
     if (check := outcome.check) is not None:
         values.update(
             last_checked_at=check.checked_at,
@@ -108,7 +110,7 @@ def _learn(
     url: str | None,
     data: bytes | None,
     *,
-    archive_dir: Path | None,
+    archive: Archive | None,
     max_bytes: int,
 ) -> ImageOutcome:
     """Thumbnail one image from its bytes, or else from its URL; never raises for bad input."""
@@ -131,17 +133,29 @@ def _learn(
     except ImageError as exc:
         served = f" (served as {content_type})" if content_type else ""
         return ImageOutcome(error=f"{exc}{served}", check=check)
-    archive_path = str(archive_original(archive_dir, facts, data)) if archive_dir else None
-    return ImageOutcome(facts=facts, check=check, archive_path=archive_path)
+    if archive is None:
+        return ImageOutcome(facts=facts, check=check)
+    archive_path, archive_error = archive_original(archive, facts, data)
+    return ImageOutcome(
+        facts=facts, check=check, archive_path=archive_path, archive_error=archive_error
+    )
 
 
-def archive_original(archive_dir: Path, facts: ImageFacts, data: bytes) -> Path:
-    """Write the original bytes to archive_dir/<sha[:2]>/<sha>.<ext>, once per content."""
-    extension = "jpg" if facts.format == "jpeg" else facts.format
-    path = archive_dir / facts.sha256[:2] / f"{facts.sha256}.{extension}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{threading.get_ident()}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, path)  # atomic: a reader never sees half a file
-    return path.resolve()
+def archive_original(
+    archive: Archive, facts: ImageFacts, data: bytes
+) -> tuple[str | None, str | None]:
+    """Keep the original bytes in the archive, once per content: (its URL, None), or (None,
+    why not). Never raises: a store that is down costs the row its archive path, not its
+    thumbnail. The original then waits in the archive's pending folder, so `imagelog archive
+    --missing` can still upload it (an image returned as base64 exists nowhere else)."""
+    try:
+        return archive.store(facts.sha256, facts.format, data), None
+    except ArchiveError as exc:
+        reason = f"not archived: {exc}"
+    try:
+        archive.keep_pending(facts.sha256, facts.format, data)
+        reason += "; the original waits in the pending folder: `imagelog archive --missing`"
+    except OSError as exc:
+        reason += f"; nor kept in the pending folder ({exc.strerror or type(exc).__name__})"
+    log.warning("image %s: %s", facts.sha256[:12], reason)
+    return None, reason

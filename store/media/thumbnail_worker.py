@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine
 
+from store.media.archive import Archive
 from store.media.daemon_pool import DaemonPool
 from store.media.fetch import DEFAULT_MAX_BYTES, make_client
 from store.media.network_guard import AllowedNetworks
@@ -40,14 +40,14 @@ class ThumbnailWorker:
     Thread-safe; `submit` never blocks or raises into the caller (a recorder must not slow or
     break the call it records). One httpx client is shared by the pool (it is thread-safe and
     reuses connections to the same CDN): `make_client(allowed_networks=...)`'s unless `client`
-    is given.
+    is given. `archive`: where full-size originals are kept too (none by default).
     """
 
     def __init__(
         self,
         engine: Engine,
         *,
-        archive_dir: str | Path | None = None,
+        archive: Archive | None = None,
         workers: int = 4,
         client: httpx.Client | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -55,7 +55,7 @@ class ThumbnailWorker:
         per_host: int = PER_HOST,
     ) -> None:
         self.engine = engine
-        self.archive_dir = Path(archive_dir) if archive_dir is not None else None
+        self.archive = archive
         self.max_bytes = max_bytes
         self._owns_client = client is None
         self._client = client or make_client(allowed_networks=allowed_networks)
@@ -135,7 +135,7 @@ class ThumbnailWorker:
             position,
             url,
             data,
-            archive_dir=self.archive_dir,
+            archive=self.archive,
             max_bytes=self.max_bytes,
         )
 

@@ -286,7 +286,8 @@ class ImageFields(SQLModel):
     byte_size: int | None = None
     thumbnail: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
     thumbnail_error: str | None = Field(default=None, max_length=500)
-    archive_path: str | None = Field(default=None, sa_type=Text)
+    archive_path: str | None = Field(default=None, sa_type=Text)  # where the original is kept
+    archive_error: str | None = Field(default=None, max_length=500)  # why it is not (yet)
 
     @model_validator(mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 from sqlmodel import Field
 
+from store.schema.locations import location_problem
 from store.schema.models import GenerationFields, ImageFields, ReviewFields, UrlState, new_id
 
 __all__ = ["CallRecord", "ImageRecord", "ReviewRecord", "new_id"]
@@ -63,6 +64,14 @@ class ImageRecord(ImageFields):
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
         return url
+
+    @field_validator("archive_path")
+    @classmethod
+    def _archive_path_is_safe(cls, path: str | None) -> str | None:
+        """An archive location is stored and shown: never one with a credential in it."""
+        if path is not None and (problem := location_problem(path)):
+            raise ValueError(problem)
+        return path
 
 
 class CallRecord(GenerationFields):

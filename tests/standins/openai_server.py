@@ -12,6 +12,11 @@ A test picks a misbehaviour per call with the `x-standin-scenario` header:
 `echo-key-200` (a success that repeats it in the revised prompt and as a JSON key),
 `slow:<seconds>`, `reset` (close the connection without an answer), `stream` (SSE events),
 `bad-b64` (a 200 whose image is not base64).
+
+A request with `x-portkey-*` headers is answered as Portkey's gateway answers: the response
+names the provider that served it in `x-portkey-provider` (the request's own, else the provider
+behind its virtual key, `virtual_key_provider`; `served_by`, when set, as a config's fallback
+that served instead) and the trace in `x-portkey-trace-id`.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class OpenAIStandIn:
     sent: list[Sent] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     gzip_responses: bool = True
+    virtual_key_provider: str = "openai"
+    served_by: str | None = None
 
     def __post_init__(self) -> None:
         self.server = LoopbackServer(self._route)
@@ -105,6 +112,12 @@ class OpenAIStandIn:
         return self._finish(request, reply)
 
     def _finish(self, request: Request, reply: Reply) -> Reply:
+        if any(name.startswith("x-portkey-") for name in request.headers):
+            asked = request.headers.get("x-portkey-provider", "")
+            served = self.served_by or asked or self.virtual_key_provider
+            reply.headers["x-portkey-provider"] = served
+            trace = request.headers.get("x-portkey-trace-id") or str(uuid.uuid4())
+            reply.headers["x-portkey-trace-id"] = trace
         if self.gzip_responses and "gzip" in request.headers.get("accept-encoding", ""):
             reply.body = gzip.compress(reply.body, mtime=0)
             reply.headers["Content-Encoding"] = "gzip"
