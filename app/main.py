@@ -12,13 +12,19 @@ bug: every page says so in one line, names the database, and offers to try again
 Streamlit's redacted "This app has encountered an error".
 """
 
+from pathlib import Path
+
 import streamlit as st
 from components import data, filters
 
 from store.capture.redaction import describe_exception
 from store.schema.db import UNAVAILABLE_ERRORS
 
-st.set_page_config(page_title="imagelog", page_icon=":material/photo_library:", layout="wide")
+#: The tab's icon ships with the app: a Material icon name would make every browser fetch it
+#: from Google's font host, and no page of an audit log fetches anything from outside.
+FAVICON = Path(__file__).parent / "static" / "favicon.png"
+
+st.set_page_config(page_title="imagelog", page_icon=str(FAVICON), layout="wide")
 
 
 def unreachable(exc: BaseException) -> None:

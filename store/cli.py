@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.schema.enums import UNREAD, Credentials, Status, UrlState
+from store.schema.enums import UNREAD, UNREVIEWED, Credentials, Status, UrlState, Verdict
 from store.schema.lookalike import DEFAULT_MAX_DISTANCE, MAX_DISTANCE
 
 if TYPE_CHECKING:
@@ -225,16 +225,30 @@ def _add_export(subparsers: Subparsers) -> None:
     parser.set_defaults(run=_run_export)
 
 
+#: `--last`'s values: store.queries.filters.QUICK_RANGES's names, written out so that
+#: `imagelog --help` loads no SQLAlchemy (tests/test_cli.py holds the two lists equal).
+LAST_CHOICES = ["1h", "24h", "7d", "30d"]
+
+
 def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     """The filters `export` and `stats` share: they map onto `store.queries.LogFilter`."""
     parser.add_argument("--provider", action="append", help="only this provider (repeatable)")
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
     parser.add_argument(
-        "--status", choices=[status.value for status in Status], help="only calls with this status"
+        "--status",
+        choices=[status.value for status in Status],
+        action="append",
+        help="only calls with this status (repeatable)",
     )
     parser.add_argument("--user", help="only calls of this user id")
     parser.add_argument("--tag", metavar="KEY=VALUE", help="only calls with this metadata tag")
-    parser.add_argument("--since", type=_utc_datetime, help="created at or after (ISO, UTC)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--since", type=_utc_datetime, help="created at or after (ISO, UTC)")
+    start.add_argument(
+        "--last",
+        choices=LAST_CHOICES,
+        help="only calls of the last hour, day, week or month (the dashboard's quick ranges)",
+    )
     parser.add_argument("--until", type=_utc_datetime, help="created before (ISO, UTC)")
     parser.add_argument(
         "--url-state",
@@ -248,6 +262,12 @@ def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="only calls with an image whose content credentials (C2PA) read so: trusted, "
         "valid, invalid, none (no manifest) or unread (repeatable)",
+    )
+    parser.add_argument(
+        "--verdict",
+        action="append",
+        choices=[*(verdict.value for verdict in Verdict), UNREVIEWED],
+        help="only calls with an image with this verdict (repeatable)",
     )
     parser.add_argument("--search", help="full-text search in prompts")
     parser.add_argument("--min-cost", type=_cost, help="cost at least this many USD")
@@ -268,14 +288,17 @@ def _log_filter(args: argparse.Namespace, engine: Engine) -> LogFilter:
     """The flags' filter. A provider, model or user that no call has is named on stderr (a
     typo must not pass for "no calls match")."""
     from store.queries import LogFilter, facets
+    from store.queries.filters import quick_range_start
+    from store.schema.models import utcnow
 
     flt = LogFilter(
         providers=tuple(args.provider or ()),
         models=tuple(args.model or ()),
-        statuses=(args.status,) if args.status else (),
+        statuses=tuple(args.status or ()),
         url_states=tuple(args.url_state or ()),
         credentials=tuple(args.credentials or ()),
-        since=args.since,
+        verdicts=tuple(args.verdict or ()),
+        since=quick_range_start(args.last, utcnow()) if args.last else args.since,
         until=args.until,
         min_cost=args.min_cost,
         max_cost=args.max_cost,
@@ -765,8 +788,6 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _add_review(subparsers: Subparsers) -> None:
-    from store.schema.enums import UNREVIEWED, Verdict
-
     parser = subparsers.add_parser(
         "review",
         help="list, give and trace reviewers' verdicts on images",
@@ -779,12 +800,6 @@ def _add_review(subparsers: Subparsers) -> None:
         "list", help="the images of the filtered calls with their verdicts, newest first"
     )
     _add_filter_arguments(listing)
-    listing.add_argument(
-        "--verdict",
-        action="append",
-        choices=[*(verdict.value for verdict in Verdict), UNREVIEWED],
-        help="only images with this verdict (repeatable)",
-    )
     listing.add_argument("--limit", type=_positive, default=50, help="at most this many images")
     listing.set_defaults(run=_run_review_list)
     given = actions.add_parser("set", help="give an image a verdict (appended to its trail)")
@@ -804,13 +819,10 @@ def _add_review(subparsers: Subparsers) -> None:
 
 
 def _run_review_list(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from store.review import list_images
-    from store.schema.enums import UNREVIEWED
 
     with reading_engine(args) as engine:
-        flt = replace(_log_filter(args, engine), verdicts=tuple(args.verdict or ()))
+        flt = _log_filter(args, engine)
         rows, more = list_images(engine, flt, limit=args.limit)
     if not rows:
         print("no images match")
@@ -904,6 +916,62 @@ def _run_rollups(args: argparse.Namespace) -> int:
 
 # --- the command list: add yours here -----------------------------------------------------------
 
+# --- dashboard --------------------------------------------------------------------------------
+
+
+def _add_dashboard(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="run the Streamlit dashboard over the log",
+        description="Runs the dashboard (the app/ pages, installed with the package as "
+        "imagelog_app) with its bundled .streamlit/config.toml, on the log of --database-url "
+        "or $IMAGELOG_DATABASE_URL.",
+    )
+    parser.add_argument("--port", type=_port, default=8501, help="port to serve on (8501)")
+    parser.add_argument(
+        "--address",
+        help="address to listen on (default: Streamlit's, every interface; 127.0.0.1 for "
+        "this machine only)",
+    )
+    parser.set_defaults(run=_run_dashboard)
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return value
+
+
+def dashboard_script() -> Path:
+    """The dashboard's main.py: the installed `imagelog_app` package, else the checkout's app/
+    (an editable install from a checkout without the package mapping)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("imagelog_app")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (script := Path(folder) / "main.py").is_file():
+            return script
+    return Path(__file__).resolve().parents[1] / "app" / "main.py"
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    """Replace this process with `python -m streamlit run main.py`: Streamlit then owns the
+    signals and the exit code, as if started by hand."""
+    script = dashboard_script()
+    if not script.is_file():
+        print(f"imagelog dashboard: the app is missing ({script})", file=sys.stderr)
+        return 1
+    if args.database_url:
+        os.environ["IMAGELOG_DATABASE_URL"] = args.database_url
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port"]
+    command.append(str(args.port))
+    if args.address:
+        command += ["--server.address", args.address]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_import,
     _add_export,
@@ -916,4 +984,5 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_check,
     _add_review,
     _add_rollups,
+    _add_dashboard,
 ]

@@ -185,7 +185,10 @@ def no_exception(app: AppTest) -> None:
 
 
 def shown_rows(app: AppTest):
-    return app.dataframe[0].value
+    """The Logs table as shown, with its "provider · model" column split back in two."""
+    rows = app.dataframe[0].value
+    split = rows["call"].str.split(" · ", n=1, expand=True)
+    return rows.assign(provider=split[0], model=split[1])
 
 
 # --- welcome -----------------------------------------------------------------------------------
@@ -252,7 +255,37 @@ def test_logs_lists_every_call_newest_first_with_thumbnails_and_url_states(log):
         ["expired"],
     ]
     assert rows["url_when"][4].startswith("expiry passed 2 h")
-    assert rows["size_quality"][4] == "1024x1024 · hd"
+    assert rows["params"][4] == "1024x1024 · hd · n=1"
+
+
+def test_logs_rows_read_in_human_units_with_the_error_and_the_search_marked(log):
+    app = run_app(q="fox")
+
+    no_exception(app)
+    [row] = shown_rows(app).to_dict("records")
+    assert row["prompt"] == "a red «fox» in **deep** snow <b>not bold</b> [link](http://x.test)"
+    assert row["latency_s"] == pytest.approx(8.1)  # shown as "8.1 s"
+    assert row["cost"] == "$0.080"  # dall-e-3 hd 1024x1024
+    assert row["error"] == ""
+    app.sidebar.text_input(key="q").input("").run()
+    rows = shown_rows(app).set_index(pd.Index(["bfl", "replicate", "error", "b64", "expired"]))
+    assert rows.loc["error", "error"] == (
+        'HTTP 400 · {"error": {"code": "content_policy_violation"}}'
+    )
+    assert rows.loc["error", "cost"] == "$0.000"  # a refused call is not charged
+    assert rows.loc["bfl", "cost"] == "$0.040"
+
+
+def test_logs_export_is_offered_only_when_calls_match(log):
+    app = run_app()
+
+    labels = [button.label for button in app.get("download_button")]
+    assert labels == ["Export CSV", "Export JSONL"]
+    app.sidebar.text_input(key="q").input("nothing-matches-this").run()
+
+    no_exception(app)
+    assert app.get("download_button") == []
+    assert "Check URLs now" not in [button.label for button in app.button]
 
 
 def test_provider_filter_narrows_the_rows(log):
@@ -295,6 +328,7 @@ def test_search_user_tag_and_cost_filters_narrow_the_rows(log):
 def test_date_range_filter_is_inclusive_of_whole_days(log):
     today = NOW.date()
     app = run_app()
+    app.sidebar.pills(key="range").set_value("custom").run()
 
     app.sidebar.date_input(key="from").set_value(today + timedelta(days=1)).run()
     assert app.info[0].value == "No calls match these filters."
@@ -441,10 +475,8 @@ def test_detail_shows_prompts_as_plain_text_and_the_recorded_facts(log):
     texts = [text.value for text in app.text]
     assert "Request id: req_expired" in texts
     assert any(text.startswith("Priced by: ") for text in texts)
-    sha = hashlib.sha256(picture("red")).hexdigest()
-    facts = app.dataframe[0].value
-    assert sha in list(facts["Value"])
-    assert "512 x 384 px" in list(facts["Value"])
+    assert any("512 x 384 px" in markdown.value for markdown in app.markdown)
+    assert "Expiry from: provider-lifetime" in texts
     recorded = [json.loads(element.proto.body) for element in app.json]
     assert {"model": "dall-e-3", "prompt": TRICKY_PROMPT} in recorded  # the request
 
@@ -572,6 +604,30 @@ def test_detail_says_why_an_original_was_not_archived(log):
     assert f"Original not archived: {reason}" in [text.value for text in app.text]
 
 
+def test_detail_steps_to_the_newer_and_older_call_of_the_filtered_list(log):
+    app = open_page("detail", log=B64_ID, provider=["openai"])
+    older = next(b for b in app.button if b.label == "Older")
+
+    older.click().run()
+
+    no_exception(app)
+    assert app.query_params["log"] == EXPIRED_ID  # skips the other providers' calls
+    assert next(b for b in app.button if b.label == "Older").disabled  # the list's oldest
+    next(b for b in app.button if b.label == "Newer").click().run()
+    next(b for b in app.button if b.label == "Newer").click().run()
+    assert app.query_params["log"] == ERROR_ID
+
+
+def test_detail_shows_several_images_as_a_grid_with_copyable_hash_and_url(log):
+    app = open_page("detail", log=EXPIRED_ID)
+
+    no_exception(app)
+    codes = [code.value for code in app.code]
+    assert hashlib.sha256(picture("red")).hexdigest() in codes
+    assert "https://oaidalle.blob.test/img.png" in codes
+    assert app.metric[1].value == "8.1 s"
+
+
 def test_detail_of_an_unknown_id_says_so(log):
     app = open_page("detail", log="f" * 32)
 
@@ -692,9 +748,60 @@ def test_unknown_filter_values_in_a_link_are_named_not_silently_dropped(log):
     app = open_page("logs", provider=["openai", "nosuch"], status="[bad](http://x.test)")
 
     no_exception(app)
-    warnings = [warning.value for warning in app.sidebar.warning]
-    assert any("provider 'nosuch'" in text for text in warnings)
-    assert any("status" in text and "\\[bad\\]\\(http" in text for text in warnings)
+    [warning] = [warning.value for warning in app.sidebar.warning]
+    assert "- provider: 'nosuch'" in warning
+    assert "- status: '\\[bad\\]\\(http" in warning
+
+
+def test_every_link_value_the_sidebar_cannot_take_is_named(log):
+    app = open_page(
+        "logs",
+        model="nosuch",
+        range="2w",
+        to="garbage",
+        min_cost="-1",
+        max_cost="lots",
+        url_state="no URL",  # what the pill writes for "none": known
+        verdict="needs another look",
+    )
+
+    no_exception(app)
+    [warning] = [warning.value for warning in app.sidebar.warning]
+    named = [line.split(":")[0] for line in warning.splitlines()[1:]]
+    assert named == ["- model", "- range", "- to", "- min_cost", "- max_cost"]
+
+
+def test_quick_ranges_narrow_to_the_last_hour_or_day(log):
+    app = run_app(range="1h")
+
+    no_exception(app)
+    assert list(shown_rows(app)["provider"]) == ["bfl", "replicate"]  # 10 and 20 min ago
+    assert app.sidebar.get("date_input") == []  # days only for a custom range
+    app.sidebar.pills(key="range").set_value("24h").run()
+    assert len(shown_rows(app)) == 5
+
+
+def test_a_link_with_days_and_no_range_opens_as_a_custom_range(log):
+    app = run_app(**{"from": (NOW - timedelta(days=1)).date().isoformat()})
+
+    no_exception(app)
+    assert app.sidebar.pills(key="range").value == "custom"
+    assert len(shown_rows(app)) == 5
+
+
+def test_the_model_list_offers_the_chosen_providers_models(log):
+    app = run_app()
+    assert app.sidebar.multiselect(key="model").options == [
+        "dall-e-3",
+        "flux-pro-1.1",
+        "flux-schnell",
+        "gpt-image-1",
+    ]
+
+    app.sidebar.multiselect(key="provider").set_value(["replicate", "bfl"]).run()
+
+    no_exception(app)
+    assert app.sidebar.multiselect(key="model").options == ["flux-pro-1.1", "flux-schnell"]
 
 
 def test_a_mangled_page_cursor_in_a_link_opens_the_first_page(log):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from store import Recorder
 from store.capture.writer import insert_calls
@@ -36,6 +36,7 @@ from store.schema.records import CallRecord, ImageRecord
 from store.transfer.demo import load_demo
 from tests.standins.image_host import draw_image
 from tests.standins.s3 import S3StandIn
+from tests.standins.server import LoopbackServer, Reply
 
 pytestmark = pytest.mark.browser
 
@@ -50,8 +51,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 VIEWPORT = {"width": 1680, "height": 1050}
-#: The Logs table's geometry (app/views/logs.py ROW_HEIGHT and Streamlit's header row).
-ROW_HEIGHT, HEADER_HEIGHT = 56, 36
+#: The Logs table's geometry (app/components/log_table.py ROW_HEIGHT and the header row).
+ROW_HEIGHT, HEADER_HEIGHT = 72, 36
 
 
 def free_port() -> int:
@@ -165,6 +166,17 @@ def click_table_row(page, row: int) -> None:
     page.mouse.click(box["x"] + 18, box["y"] + HEADER_HEIGHT + ROW_HEIGHT * row + ROW_HEIGHT / 2)
 
 
+def shown_providers(grid) -> set[str]:
+    """The providers of the Logs table's "provider · model" cells."""
+    cells = grid.locator("td").all_inner_texts()
+    return {cell.split(" · ")[0] for cell in cells} & DEMO_PROVIDERS
+
+
+DEMO_PROVIDERS = {
+    *("openai", "azure-openai", "replicate", "together", "bfl", "google", "stability", "xai"),
+}
+
+
 def test_filter_by_provider_and_expired_then_open_a_call_shows_its_cached_copy(dashboard, page):
     page.goto(dashboard)
     page.wait_for_selector("[data-testid=stDataFrame]", timeout=30_000)
@@ -185,9 +197,7 @@ def test_filter_by_provider_and_expired_then_open_a_call_shows_its_cached_copy(d
     assert "provider=replicate" in page.url
     assert "url_state=expired" in page.url
     grid = page.locator("[data-testid=stDataFrame] table[role=grid]")
-    cells = set(grid.locator("td").all_inner_texts())
-    assert "replicate" in cells
-    assert cells & {"openai", "azure-openai", "together"} == set()
+    assert shown_providers(grid) == {"replicate"}
     shot(page, "2-logs-replicate-expired")
     filtered_link = page.url
 
@@ -215,7 +225,7 @@ def test_filter_by_provider_and_expired_then_open_a_call_shows_its_cached_copy(d
     page.wait_for_selector("[data-testid=stDataFrame]", timeout=30_000)
     settle(page)
     assert "replicate" in sidebar.locator("[data-testid=stMultiSelect]").first.inner_text()
-    assert set(grid.locator("td").all_inner_texts()) & {"openai", "together"} == set()
+    assert shown_providers(grid) == {"replicate"}
 
 
 def test_gallery_and_analytics_render_for_the_filtered_view(dashboard, page):
@@ -421,7 +431,8 @@ def test_flagged_images_show_on_logs_and_detail_with_their_trail(
         give_verdict(engine, call, position, "flagged", "Carol Wu", reason="violence or gore")
     finally:
         engine.dispose()
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    # Wide enough for every column: at 1440 px the verdict comes into view by scrolling.
+    context = browser.new_context(viewport={"width": 1920, "height": 900})
     page = context.new_page()
     try:
         page.goto(f"{review_dashboard}/?verdict=flagged&provider=google")
@@ -610,3 +621,312 @@ def test_a_signed_url_that_expires_while_the_page_is_open_reads_expired_predicte
             shot(page, f"lapse-{width}-3-logs-live-filter")
     finally:
         context.close()
+
+
+# --- every page at both widths ------------------------------------------------------------------
+
+WIDTHS = (1440, 1024)
+
+
+def assert_inside(page, locator, container="[data-testid=stMain]") -> None:
+    """`locator` is drawn whole inside `container` and its text is not cut."""
+    frame = page.locator(container).bounding_box()
+    box = locator.bounding_box()
+    assert box["x"] >= frame["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+    assert locator.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+
+
+def assert_every_picture_drawn(page) -> None:
+    """Every <img> of the page has loaded (no broken-image icon) and comes from the log."""
+    pictures = page.locator("[data-testid=stMain] img")
+    assert pictures.count() > 0
+    for index in range(pictures.count()):
+        picture = pictures.nth(index)
+        assert picture.evaluate("img => img.complete && img.naturalWidth > 0"), index
+        assert picture.get_attribute("src").startswith("data:image/"), index
+
+
+def multi_image_call(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                select(IMAGES.c.generation_id)
+                .group_by(IMAGES.c.generation_id)
+                .having(func.count() > 2)
+                .limit(1)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def dashboard_log(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'imagelog.db'}"
+    engine = make_engine(url)
+    load_demo(engine, count=400, seed=3)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def pages_dashboard(dashboard_log) -> Iterator[str]:
+    with running_dashboard(dashboard_log) as base_url:
+        yield base_url
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_logs_shows_a_whole_page_with_actions_that_fit(pages_dashboard, browser, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(pages_dashboard)
+        page.wait_for_selector("[data-testid=stDataFrame]", timeout=60_000)
+        settle(page)
+        assert_no_error(page)
+        shot(page, f"pages-{width}-1-logs")
+
+        table = page.locator("[data-testid=stDataFrame]").bounding_box()
+        assert table["height"] >= HEADER_HEIGHT + 50 * ROW_HEIGHT  # 50 rows, no inner scroll
+        for label in ("Export CSV", "Export JSONL", "Check URLs now"):
+            assert_inside(page, page.get_by_role("button", name=label))
+
+        page.locator("[data-testid=stSidebar]").get_by_text("24h", exact=True).click()
+        settle(page)
+        page.get_by_role("textbox", name="Search prompts").fill("fox")
+        page.get_by_role("textbox", name="Search prompts").press("Enter")
+        settle(page)
+        assert "range=24h" in page.url and "q=fox" in page.url
+        shot(page, f"pages-{width}-2-logs-search")
+        page.get_by_role("textbox", name="Search prompts").fill("nothing-matches-this")
+        page.get_by_role("textbox", name="Search prompts").press("Enter")
+        settle(page)
+        assert page.get_by_text("No calls match these filters.").is_visible()
+        assert page.get_by_role("button", name="Export CSV").count() == 0
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_gallery_and_detail_grid_with_steps_through_the_list(
+    pages_dashboard, dashboard_log, browser, width
+):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{pages_dashboard}/gallery?range=7d")
+        page.wait_for_selector("[data-testid=stImage]", timeout=60_000)
+        settle(page)
+        assert_no_error(page)
+        assert_every_picture_drawn(page)
+        shot(page, f"pages-{width}-3-gallery")
+
+        call = multi_image_call(dashboard_log)
+        page.goto(f"{pages_dashboard}/detail?log={call}")
+        page.wait_for_selector("[data-testid=stImage]", timeout=60_000)
+        settle(page)
+        assert_no_error(page)
+        shot(page, f"pages-{width}-4-detail")
+        cards = page.locator("[data-testid=stMain] [data-testid=stImage]")
+        first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+        assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"]  # side by side
+        cards.nth(0).scroll_into_view_if_needed()
+        settle(page)
+        shot(page, f"pages-{width}-5-detail-grid")
+        assert_every_picture_drawn(page)
+
+        page.get_by_role("button", name="Older").click()
+        page.wait_for_url(lambda link: call not in link, timeout=30_000)
+        settle(page)
+        assert_no_error(page)
+        assert "log=" in page.url
+    finally:
+        context.close()
+
+
+# --- an image host that is down ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def broken_host_log(tmp_path_factory) -> Iterator[tuple[str, LoopbackServer, int]]:
+    """A log whose images are hosted on a host that answers 500, and on a port nothing
+    listens on; every image has its thumbnail in the log, and every URL reads "live"."""
+    from datetime import timedelta
+
+    from store.capture.writer import insert_calls
+    from store.media.thumbnails import make_thumbnail
+    from store.schema.models import utcnow
+    from store.schema.records import CallRecord, ImageRecord
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    with LoopbackServer(lambda request: Reply(500, b"down")) as host:
+        url = f"sqlite:///{tmp_path_factory.mktemp('broken') / 'imagelog.db'}"
+        engine = make_engine(url)
+        demo = make_engine(f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}")
+        load_demo(demo, count=12, seed=5)
+        with demo.connect() as connection:
+            thumbnails = connection.execute(
+                select(IMAGES.c.thumbnail).where(IMAGES.c.thumbnail.is_not(None)).limit(6)
+            ).scalars()
+            facts = [make_thumbnail(thumbnail) for thumbnail in thumbnails]
+        demo.dispose()
+        now = utcnow()
+        insert_calls(
+            engine,
+            [
+                CallRecord(
+                    provider="openai",
+                    model="dall-e-3",
+                    prompt=f"a lighthouse on a cliff, take {index}",
+                    created_at=now - timedelta(minutes=index),
+                    images=[
+                        ImageRecord(
+                            url=host.url(f"/img-{index}.png")
+                            if index % 2
+                            else f"http://127.0.0.1:{closed_port}/img-{index}.png",
+                            url_state="live",
+                            expires_at=now + timedelta(hours=1),
+                            sha256=fact.sha256,
+                            width=fact.width,
+                            height=fact.height,
+                            format=fact.format,
+                            byte_size=fact.byte_size,
+                            thumbnail=fact.thumbnail,
+                        )
+                    ],
+                )
+                for index, fact in enumerate(facts)
+            ],
+        )
+        engine.dispose()
+        yield url, host, closed_port
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_host_that_is_down_breaks_no_picture_on_any_page(broken_host_log, browser, width):
+    url, host, closed_port = broken_host_log
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    try:
+        with running_dashboard(url) as base_url:
+            for name, path, drawn in (
+                ("logs", "/", "[data-testid=stDataFrame]"),
+                ("gallery", "/gallery", "[data-testid=stImage]"),
+            ):
+                page.goto(base_url + path)
+                page.wait_for_selector(drawn, timeout=60_000)
+                settle(page)
+                assert_no_error(page)
+                if name != "logs":  # the table draws its thumbnails on a canvas
+                    assert_every_picture_drawn(page)
+                shot(page, f"broken-host-{width}-{name}")
+            page.locator("[data-testid=stMain]").get_by_role("link", name="Open").first.click()
+            page.wait_for_url("**/detail?**", timeout=30_000)
+            page.wait_for_selector("[data-testid=stImage]", timeout=60_000)
+            settle(page)
+            assert_every_picture_drawn(page)
+            shot(page, f"broken-host-{width}-detail")
+            page.goto(f"{base_url}/review")
+            page.get_by_role("textbox", name="Your name").fill("Dana")
+            page.get_by_role("button", name="Start reviewing").click()
+            page.locator("[data-testid=stProgress]").wait_for(timeout=60_000)
+            settle(page)
+            assert_every_picture_drawn(page)
+            shot(page, f"broken-host-{width}-review")
+    finally:
+        context.close()
+    hosts = {f"127.0.0.1:{urlsplit(host.base_url).port}", f"127.0.0.1:{closed_port}"}
+    assert [link for link in fetched if urlsplit(link).netloc in hosts] == []
+    assert host.requests == []  # nothing asked the host: every picture came from the log
+
+
+# --- the installed package ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The wheel of this checkout installed (without dependencies) into a folder of its own."""
+    from tests.test_packaging import build_wheel
+
+    folder = tmp_path_factory.mktemp("installed")
+    wheel = build_wheel(folder / "wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(folder / "site"),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return folder
+
+
+def test_imagelog_dashboard_serves_the_installed_app_and_nothing_leaves_the_machine(
+    installed, dashboard_log, browser
+):
+    port = free_port()
+    elsewhere = installed / "cwd"  # no .streamlit/ here: the bundled config must apply
+    elsewhere.mkdir(exist_ok=True)
+    env = {**os.environ, "IMAGELOG_DATABASE_URL": dashboard_log}
+    env["PYTHONPATH"] = str(installed / "site")
+    script = subprocess.run(
+        [sys.executable, "-c", "from store.cli import dashboard_script; print(dashboard_script())"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert script == str(installed / "site" / "imagelog_app" / "main.py")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "store", "dashboard", "--port", str(port), "--address", "127.0.0.1"],
+        cwd=elsewhere,
+        env={
+            **os.environ,
+            "IMAGELOG_DATABASE_URL": dashboard_log,
+            "PYTHONPATH": str(installed / "site"),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    try:
+        wait_until_healthy(base_url, server)
+        page.goto(base_url)
+        page.wait_for_selector("[data-testid=stDataFrame]", timeout=60_000)
+        settle(page)
+        assert_no_error(page)
+        for path in ("/gallery", "/analytics"):
+            page.goto(base_url + path)
+            page.wait_for_selector("[data-testid=stMain] h1", timeout=60_000)
+            settle(page)
+        shot(page, "installed-1440-analytics")
+        icon = page.locator("link[rel~=icon]").first.get_attribute("href")
+        sidebar = page.locator("[data-testid=stSidebar]").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+    finally:
+        context.close()
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert "Error" not in output, output
+    assert sidebar == "rgb(244, 246, 250)"  # the bundled config's secondaryBackgroundColor
+    assert not icon.startswith("http") or urlsplit(icon).hostname == "127.0.0.1"
+    assert fetched and {urlsplit(link).hostname for link in fetched} <= {"127.0.0.1"}

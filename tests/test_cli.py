@@ -20,7 +20,7 @@ from store.capture.writer import insert_calls
 from store.cli import format_summary_table, main
 from store.schema.db import make_engine
 from store.schema.models import Generation
-from store.schema.records import CallRecord
+from store.schema.records import CallRecord, ImageRecord
 from store.transfer.demo import load_demo
 from tests.databases import refuse_images_ending
 
@@ -397,3 +397,55 @@ def test_export_takes_the_cost_filters_of_the_dashboard(db_url, capsys):
     assert '"dear"' in out and '"cheap"' not in out
     with pytest.raises(SystemExit):
         main(["--database-url", db_url, "export", "--max-cost", "nan"])
+
+
+def test_export_takes_every_filter_of_the_dashboard_statuses_verdicts_and_quick_ranges(
+    db_url, capsys
+):
+    from store.cli import LAST_CHOICES
+    from store.queries.filters import QUICK_RANGES
+    from store.review import give_verdict
+    from store.schema.models import utcnow
+
+    now = utcnow()
+    engine = make_engine(db_url)
+    insert_calls(
+        engine,
+        [
+            CallRecord(id="1" * 32, provider="p", prompt="recent", created_at=now, images=[]),
+            CallRecord(
+                id="2" * 32,
+                provider="p",
+                prompt="old and flagged",
+                created_at=now - timedelta(days=3),
+                images=[ImageRecord(url="https://x.test/a.png")],
+            ),
+            CallRecord(
+                id="3" * 32,
+                provider="p",
+                prompt="failed",
+                status="error",
+                created_at=now - timedelta(days=40),
+            ),
+        ],
+    )
+    give_verdict(
+        engine, "2" * 32, 0, "flagged", "alice", reason="visual defect (hands, text, artefacts)"
+    )
+    engine.dispose()
+
+    def exported(*flags: str) -> list[str]:
+        assert main(["--database-url", db_url, "export", *flags]) == 0
+        return [json.loads(line)["prompt"] for line in capsys.readouterr().out.splitlines()]
+
+    assert list(QUICK_RANGES) == LAST_CHOICES
+    assert exported("--last", "24h") == ["recent"]
+    assert exported("--last", "7d") == ["recent", "old and flagged"]
+    assert exported("--verdict", "flagged") == ["old and flagged"]
+    assert exported("--status", "ok", "--status", "error") == [
+        "recent",
+        "old and flagged",
+        "failed",
+    ]
+    with pytest.raises(SystemExit):
+        main(["--database-url", db_url, "export", "--last", "24h", "--since", "2026-01-01"])

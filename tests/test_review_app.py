@@ -322,7 +322,7 @@ def test_an_unknown_verdict_in_a_link_is_named(judged):
     app = open_page("logs", verdict=["flagged", "nosuch"])
 
     no_exception(app)
-    assert any("verdict 'nosuch'" in warning.value for warning in app.sidebar.warning)
+    assert any("- verdict: 'nosuch'" in warning.value for warning in app.sidebar.warning)
     assert sorted(map(tuple, shown_rows(app)["verdicts"])) == [("flagged",)]
 
 

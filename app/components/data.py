@@ -106,6 +106,16 @@ def log(generation_id: str) -> LogDetail | None:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _neighbours(url: str, flt: LogFilter, cursor: Cursor) -> tuple[str | None, str | None]:
+    return queries.neighbours(engine_for(url), flt, cursor)
+
+
+def neighbours(flt: LogFilter, cursor: Cursor) -> tuple[str | None, str | None]:
+    """(newer, older) call ids around `cursor` in the filtered Logs order."""
+    return _neighbours(database_url(), flt, cursor)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def _gallery(url: str, flt: LogFilter, limit: int, after: Cursor | None) -> GalleryPage:
     return queries.list_gallery(engine_for(url), flt, limit=limit, after=after)
 

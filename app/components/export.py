@@ -29,17 +29,18 @@ def payload(engine: Engine, flt: LogFilter, fmt: str) -> str:
 
 
 def buttons(flt: LogFilter, now: datetime, container=st) -> None:
-    """One download button per format, side by side."""
+    """One download button per format, each as wide as its label (in a horizontal container
+    they sit side by side and wrap, never cut)."""
     stamp = f"{now:%Y%m%d-%H%M%S}"
-    for column, (fmt, mime) in zip(container.columns(len(FORMATS)), FORMATS.items(), strict=True):
-        column.download_button(
+    for fmt, mime in FORMATS.items():
+        container.download_button(
             f"Export {fmt.upper()}",
             data=_builder(data.engine(), flt, fmt),
             file_name=f"imagelog-{stamp}.{fmt}",
             mime=mime,
             icon=":material/download:",
             on_click="ignore",
-            width="stretch",
+            width="content",
         )
 
 

@@ -12,6 +12,7 @@ The date widgets are whole days in UTC and "to" is inclusive (what a person mean
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,8 +21,16 @@ from components import badges, data
 from components.text import plain
 
 from store.queries import LogFilter
-from store.queries.filters import parse_utc_datetime
-from store.schema.models import Status
+from store.queries.filters import QUICK_RANGES, parse_utc_datetime, quick_range_start
+from store.schema.models import Status, utcnow
+
+#: The time range choices: the quick ranges (1h, 24h, 7d, 30d, as the CLI's `--last`
+#: writes them), then "custom" (the From / To days). Shown as they are: a bound widget keeps
+#: the shown text in the link, and `?range=24h` is a link a person can read and write.
+CUSTOM = "custom"
+RANGES = [*QUICK_RANGES, CUSTOM]
+#: How the From / To days are written (the browser's default "2026/11/30" reads as a sum).
+DATE_FORMAT = "YYYY-MM-DD"
 
 #: Widget keys, which are also the URL's parameter names.
 PROVIDER = "provider"
@@ -30,6 +39,7 @@ STATUS = "status"
 URL_STATE = "url_state"
 VERDICT = "verdict"
 CREDENTIALS = "credentials"
+RANGE = "range"
 FROM = "from"
 TO = "to"
 MIN_COST = "min_cost"
@@ -46,6 +56,7 @@ DEFAULTS: dict[str, object] = {
     URL_STATE: [],
     VERDICT: [],
     CREDENTIALS: [],
+    RANGE: None,
     FROM: None,
     TO: None,
     MIN_COST: None,
@@ -59,20 +70,30 @@ DEFAULTS: dict[str, object] = {
 def sidebar() -> None:
     """Draw the refresh button and every filter in the sidebar."""
     facets = data.facets()
+    # A bound widget keeps the text it shows in the link ("no URL", not "none"), so both
+    # spellings are known values.
     offered = {
         PROVIDER: facets.providers,
         MODEL: facets.models,
         STATUS: [status.value for status in Status],
-        URL_STATE: list(badges.STATES),
-        VERDICT: list(badges.VERDICTS),
+        URL_STATE: [*badges.STATES, *map(badges.label, badges.STATES)],
+        VERDICT: [*badges.VERDICTS, *map(badges.verdict_label, badges.VERDICTS)],
+        RANGE: RANGES,
         CREDENTIALS: list(badges.CREDENTIALS),
     }
     # Read before the widgets are drawn: a bound widget drops values it does not offer.
-    unknown = unknown_link_values(offered)
+    unknown = unknown_link_values(offered) | malformed_link_values()
     with st.sidebar:
-        for key, values in unknown.items():
-            shown = ", ".join(plain(repr(value)) for value in values)
-            st.warning(f"The link asks for {key} {shown}, which this log does not have: ignored.")
+        if unknown:
+            st.warning(
+                "The link asks for what this log does not have, or is not a day or a cost; "
+                "ignored:\n"
+                + "\n".join(
+                    f"- {key}: {', '.join(plain(repr(value)) for value in values)}"
+                    for key, values in unknown.items()
+                ),
+                icon=":material/link_off:",
+            )
         st.button(
             "Refresh",
             icon=":material/refresh:",
@@ -88,10 +109,15 @@ def sidebar() -> None:
             placeholder='castle OR tower, "red fox", -night',
             help='All words must match. "a phrase", word*, OR, -word are understood.',
         )
+        time_range()
         st.multiselect(
             "Provider", facets.providers, key=PROVIDER, bind="query-params", placeholder="any"
         )
-        st.multiselect("Model", facets.models, key=MODEL, bind="query-params", placeholder="any")
+        # Only the chosen providers' models (and any model already chosen, so a provider
+        # change never drops a choice behind the user's back).
+        chosen = [model for model in _value(MODEL) or () if model in facets.models]
+        models = sorted({*facets.models_of(_value(PROVIDER) or ()), *chosen})
+        st.multiselect("Model", models, key=MODEL, bind="query-params", placeholder="any")
         st.pills(
             "Status",
             [status.value for status in Status],
@@ -129,9 +155,6 @@ def sidebar() -> None:
             help="Calls with at least one image whose C2PA manifest reads so: invalid (fails "
             "validation), none (no manifest), valid, trusted, or not read.",
         )
-        since, until = st.columns(2)
-        since.date_input("From (UTC)", value=None, key=FROM, bind="query-params")
-        until.date_input("To (UTC)", value=None, key=TO, bind="query-params")
         low, high = st.columns(2)
         low.number_input(
             "Min cost $", value=None, min_value=0.0, step=0.01, key=MIN_COST, bind="query-params"
@@ -166,6 +189,25 @@ def sidebar() -> None:
         )
 
 
+def time_range() -> None:
+    """Quick ranges (last hour, 24 h, 7 days, 30 days) or custom From / To days (UTC)."""
+    if _range_choice() == CUSTOM and _value(RANGE) is None:
+        st.session_state[RANGE] = CUSTOM  # a link with from/to days and no range
+    st.pills(
+        "Time: the last…",
+        RANGES,
+        key=RANGE,
+        bind="query-params",
+        help="Calls of the last hour, 24 hours, 7 or 30 days (up to now), or of the days "
+        "you choose (custom). None chosen: any time.",
+    )
+    if _range_choice() != CUSTOM:
+        return
+    # One above the other: side by side, the sidebar cuts a day to "2026 / 1".
+    st.date_input("From (UTC)", value=None, format=DATE_FORMAT, key=FROM, bind="query-params")
+    st.date_input("To (UTC)", value=None, format=DATE_FORMAT, key=TO, bind="query-params")
+
+
 def unknown_link_values(offered: dict[str, list[str]]) -> dict[str, list[str]]:
     """The address bar's values for each key that are not among the options offered."""
     unknown = {}
@@ -178,7 +220,8 @@ def unknown_link_values(offered: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def current() -> LogFilter:
     """The filter the sidebar shows (every field empty before it is drawn)."""
-    start, end = _value(FROM), _value(TO)
+    start, end = (_value(FROM), _value(TO)) if _range_choice() == CUSTOM else (None, None)
+    quick = _value(RANGE)
     tag = str(_value(TAG) or "")
     return LogFilter(
         providers=tuple(_value(PROVIDER) or ()),
@@ -187,7 +230,11 @@ def current() -> LogFilter:
         url_states=tuple(_value(URL_STATE) or ()),
         verdicts=tuple(_value(VERDICT) or ()),
         credentials=tuple(_value(CREDENTIALS) or ()),
-        since=parse_utc_datetime(start) if isinstance(start, date) else None,
+        since=quick_range_start(quick, utcnow())
+        if quick in QUICK_RANGES
+        else parse_utc_datetime(start)
+        if isinstance(start, date)
+        else None,
         until=parse_utc_datetime(end + timedelta(days=1)) if isinstance(end, date) else None,
         min_cost=_value(MIN_COST),
         max_cost=_value(MAX_COST),
@@ -195,6 +242,41 @@ def current() -> LogFilter:
         tag=tag if "=" in tag else None,
         search=str(_value(SEARCH) or "") or None,
     )
+
+
+def malformed_link_values() -> dict[str, list[str]]:
+    """The address bar's days and costs that are not a day or a cost (the bound widgets
+    would drop them without a word)."""
+    readers: dict[str, Callable[[str], date | float]] = {
+        FROM: date.fromisoformat,
+        TO: date.fromisoformat,
+        MIN_COST: float,
+        MAX_COST: float,
+    }
+    malformed = {}
+    for key, read in readers.items():
+        value = st.query_params.get(key)
+        if not value:
+            continue
+        try:
+            number_or_day = read(value)
+        except ValueError:
+            malformed[key] = [value]
+            continue
+        if isinstance(number_or_day, float) and not 0 <= number_or_day < float("inf"):
+            malformed[key] = [value]
+    return malformed
+
+
+def _range_choice() -> str | None:
+    """The time range in use: a quick range's name, CUSTOM, or None (any time). A link from
+    before quick ranges existed (from/to days, no range) is a custom range."""
+    chosen = _value(RANGE)
+    if chosen is None and any(
+        _value(key) is not None or st.query_params.get(key) for key in (FROM, TO)
+    ):
+        return CUSTOM
+    return chosen if chosen in RANGES else None
 
 
 def _value(key: str) -> Any:

@@ -79,37 +79,47 @@ def gallery_card(row: pd.Series, now: datetime, lookalikes: int = 0) -> None:
         )
 
 
-def detail_panel(image: ImageDetail, now: datetime) -> None:
-    """One image of a call: the picture (hosted or cached), its facts, its archived original."""
+def detail_panel(image: ImageDetail, now: datetime, *, side_by_side: bool = True) -> None:
+    """One image of a call: the picture from the log, its facts, its archived original.
+
+    `side_by_side` puts the facts beside the picture (a call's only image); otherwise they go
+    under it, so several images sit in a grid of cards. The sha256 and the hosted URL are one
+    line each with a copy button (a signed URL is a paragraph of noise when wrapped); the
+    rarer facts fold away.
+    """
     url = image_standing(image, now)
-    picture, facts = st.columns([2, 3], gap="large")
+    if side_by_side:
+        picture, facts = st.columns([2, 3], gap="large")
+    else:
+        picture = facts = st.container()
     with picture:
         show_picture(image, url)
         archived_original(image)
     with facts:
-        badges.badge(url)
-        badges.verdict_badge(image.verdict)
+        chips = st.container(horizontal=True, gap="small")
+        badges.badge(url, container=chips)
+        badges.verdict_badge(image.verdict, container=chips)
         st.caption(url.detail)
-        st.markdown(f"**Image {image.position + 1}**")
-        rows = {
-            "Dimensions": f"{image.width} x {image.height} px" if image.width else "unknown",
-            "Format": image.format or "unknown",
-            "Bytes": f"{image.byte_size:,}" if image.byte_size else "unknown",
-            "SHA-256": image.sha256 or "not computed",
-            "URL host": image.url_host or "—",
-            "Expiry from": image.expires_source or "—",
-            "Last checked": _time(image.last_checked_at),
-            "Last HTTP status": str(image.last_http_status or "—"),
-            "Host error code": image.last_error_code or "—",
-        }
-        st.dataframe(
-            pd.DataFrame({"Fact": list(rows), "Value": list(rows.values())}),
-            hide_index=True,
-            width="stretch",
+        size = f"{image.width} x {image.height} px" if image.width else "size unknown"
+        shape = f"{image.byte_size:,} bytes" if image.byte_size else "bytes unknown"
+        st.markdown(
+            f"**Image {image.position + 1}** · {size} · {plain(image.format or '?')} · {shape}"
         )
+        st.caption("SHA-256")
+        st.code(image.sha256 or "not computed", language=None)
         if image.url:
-            st.caption("Hosted URL")
-            st.code(image.url, language=None, wrap_lines=True)
+            st.caption(f"Hosted URL ({plain(image.url_host or 'no host')})")
+            st.code(image.url, language=None)
+        with st.expander("Expiry and last check"):
+            # Lines of text, not a table: a grid per image is the heaviest thing a page draws.
+            for name, value in (
+                ("Expiry from", image.expires_source or "—"),
+                ("Expires", _time(image.expires_at) if image.expires_at else "—"),
+                ("Last checked", _time(image.last_checked_at)),
+                ("Last HTTP status", str(image.last_http_status or "—")),
+                ("Host error code", image.last_error_code or "—"),
+            ):
+                st.text(f"{name}: {value}")
         if image.thumbnail_error:
             st.text(f"Thumbnail not made: {image.thumbnail_error}")
         if image.archive_path:

@@ -21,16 +21,20 @@ CHECK_LIMIT = 2_000
 RESULT = "_url_check_result"
 
 
+def last_result() -> None:
+    """The summary of the check the previous click ran, once."""
+    if message := st.session_state.pop(RESULT, None):
+        st.success(message)
+
+
 def button(flt: LogFilter, container=st) -> None:
     """The button; on click, probes the view's images, then reruns to show the new states."""
-    if message := st.session_state.pop(RESULT, None):
-        container.success(message)
     if not container.button(
         "Check URLs now",
         icon=":material/network_check:",
         help=f"Probe the hosted URLs of the newest {CHECK_LIMIT:,} images in this view "
         "and update their state.",
-        width="stretch",
+        width="content",
     ):
         return
     engine = data.engine()

@@ -8,10 +8,19 @@ never as Markdown or HTML, so a prompt full of `**`, `<script>` or links reads a
 """
 
 import streamlit as st
-from components import data, evidence, image_cards, paging, reviewer, stored_fields, verdicts
+from components import (
+    data,
+    evidence,
+    filters,
+    image_cards,
+    paging,
+    reviewer,
+    stored_fields,
+    verdicts,
+)
 from components.text import plain
 
-from store.queries import ImageDetail, LogDetail
+from store.queries import Cursor, ImageDetail, LogDetail
 from store.review import Change
 from store.schema.models import utcnow
 
@@ -25,6 +34,52 @@ def back_link() -> None:
         icon=":material/arrow_back:",
         query_params=paging.carried(),
     )
+
+
+def open_call(generation_id: str) -> None:
+    st.query_params[LOG] = generation_id
+
+
+def steps(call: LogDetail) -> None:
+    """Back to the list, and the newer / older call of the list the sidebar filters."""
+    newer, older = data.neighbours(filters.current(), Cursor(call.created_at, call.id))
+    with st.container(horizontal=True, vertical_alignment="center"):
+        back_link()
+        st.space("stretch")
+        st.button(
+            "Newer",
+            icon=":material/chevron_left:",
+            disabled=newer is None,
+            on_click=open_call,
+            args=(newer,),
+            help="The newer call of the filtered list",
+        )
+        st.button(
+            "Older",
+            icon=":material/chevron_right:",
+            icon_position="right",
+            disabled=older is None,
+            on_click=open_call,
+            args=(older,),
+            help="The older call of the filtered list",
+        )
+
+
+def images(call: LogDetail, name: str | None) -> None:
+    """Every image of the call: one beside its facts, several as a grid of cards."""
+    now = utcnow()
+    trails = data.trail(call.id)
+    per_row = 1 if len(call.images) == 1 else 2
+    for start in range(0, len(call.images), per_row):
+        for column, image in zip(
+            st.columns(per_row, gap="medium"), call.images[start : start + per_row], strict=False
+        ):
+            with column, st.container(border=True):
+                image_cards.detail_panel(image, now, side_by_side=per_row == 1)
+                evidence.credentials(image)
+                evidence.similar(image)
+                changes = [change for change in trails if change.position == image.position]
+                review(call, image, changes, name)
 
 
 def ask_for_id() -> None:
@@ -48,7 +103,9 @@ def overview(call: LogDetail) -> None:
     status.metric(
         "Status", f"{call.status} · HTTP {call.http_status}" if call.http_status else call.status
     )
-    latency.metric("Latency", f"{call.latency_ms:,.0f} ms" if call.latency_ms is not None else "—")
+    latency.metric(
+        "Latency", f"{call.latency_ms / 1000:,.1f} s" if call.latency_ms is not None else "—"
+    )
     cost.metric("Cost", f"${call.cost_usd:,.4f}" if call.cost_usd is not None else "unknown")
     images.metric("Images", f"{call.image_count} of n={call.n}")
     priced = f"Priced by: {call.cost_source}"
@@ -119,10 +176,9 @@ if call is None:
     back_link()
     st.stop()
 
-back_link()
+steps(call)
 overview(call)
 texts(call)
-now = utcnow()
 st.subheader(f"Images ({len(call.images)})")
 if not call.images:
     st.caption("This call returned no image.")
@@ -130,15 +186,7 @@ name = reviewer.current()
 if call.images and name is None:
     with st.popover("Give verdicts", icon=":material/how_to_reg:"):
         reviewer.ask()
-trails = data.trail(call.id)
-for image in call.images:
-    with st.container(border=True):
-        image_cards.detail_panel(image, now)
-        evidence.credentials(image)
-        evidence.similar(image)
-        review(
-            call, image, [change for change in trails if change.position == image.position], name
-        )
+images(call, name)
 facts(call)
 exchange(call)
 stored_fields.section(call)

@@ -17,16 +17,19 @@ after, before = paging.position(flt, "logs")
 page = data.logs(flt, limit=PAGE_SIZE, after=after, before=before)
 matches, capped = data.count(flt)
 
-title, actions = st.columns([3, 2], vertical_alignment="bottom")
-title.title("Logs")
-title.caption(
+st.title("Logs")
+st.caption(
     f"{matches:,}{'+' if capped else ''} calls match"
     + ("" if flt.is_empty else " the filters")
-    + ". Select a row to open it."
+    + (". Select a row to open it." if matches else ".")
 )
-with actions:
-    export.buttons(flt, now)
-    url_check.button(flt)
+# One row of buttons at their own width, which wraps on a narrow screen instead of cutting
+# a label; nothing to export or check when nothing matches.
+url_check.last_result()
+if matches:
+    with st.container(horizontal=True, gap="small"):
+        export.buttons(flt, now)
+        url_check.button(flt)
 
 if page.rows.empty:
     st.info("No calls match these filters.", icon=":material/filter_alt_off:")
@@ -35,12 +38,12 @@ if page.rows.empty:
     st.stop()
 
 event = st.dataframe(
-    log_table.table(page.rows, now),
+    log_table.table(page.rows, now, flt.search),
     column_config=log_table.COLUMN_CONFIG,
     hide_index=True,
-    row_height=56,
+    row_height=log_table.ROW_HEIGHT,
     placeholder="—",
-    height=min(len(page.rows), 12) * 56 + 40,
+    height=log_table.height(len(page.rows)),
     on_select="rerun",
     selection_mode="single-row",
     key="logs_table",

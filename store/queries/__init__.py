@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         image_ids,
         list_gallery,
         list_logs,
+        neighbours,
     )
     from store.queries.similar import LookAlike, Member, clusters, page_groups, similar_images
 
@@ -55,6 +56,7 @@ __all__ = [
     "iter_records",
     "list_gallery",
     "list_logs",
+    "neighbours",
     "overview",
     "page_groups",
     "provider_summary",
@@ -87,6 +89,7 @@ __getattr__, __dir__ = lazy_exports(
             "image_ids",
             "list_gallery",
             "list_logs",
+            "neighbours",
         ],
     },
 )

@@ -7,7 +7,8 @@ the last one) reads one entry per distinct value instead, on SQLite and PostgreS
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select, text
@@ -31,6 +32,15 @@ class Facets:
     users: list[str]
     first_at: datetime | None
     last_at: datetime | None
+    #: Each provider's models, so the sidebar offers only the models of the chosen providers.
+    models_by_provider: dict[str, list[str]] = field(default_factory=dict)
+
+    def models_of(self, providers: Iterable[str]) -> list[str]:
+        """The models of these providers, sorted (every model when none is given)."""
+        chosen = [provider for provider in providers if provider in self.models_by_provider]
+        if not chosen:
+            return self.models
+        return sorted({model for provider in chosen for model in self.models_by_provider[provider]})
 
 
 def facets(engine: Engine) -> Facets:
@@ -41,12 +51,16 @@ def facets(engine: Engine) -> Facets:
         # both in one SELECT with a scan of the whole index.
         first_at = connection.execute(select(func.min(g.created_at))).scalar_one()
         last_at = connection.execute(select(func.max(g.created_at))).scalar_one()
+        providers = distinct_values(connection, "provider")
         return Facets(
-            providers=distinct_values(connection, "provider"),
+            providers=providers,
             models=distinct_values(connection, "model"),
             users=distinct_values(connection, "user_id"),
             first_at=first_at,
             last_at=last_at,
+            models_by_provider={
+                provider: models_of_provider(connection, provider) for provider in providers
+            },
         )
 
 
@@ -65,3 +79,20 @@ def distinct_values(connection: Connection, column: str) -> list[str]:
         f") SELECT value FROM found WHERE value IS NOT NULL"
     )
     return list(connection.execute(query, {"cap": MAX_FACET_VALUES}).scalars())
+
+
+def models_of_provider(connection: Connection, provider: str) -> list[str]:
+    """Sorted distinct models of one provider: the same loose scan, on the index that leads
+    with (provider, model), one seek per model."""
+    query = text(
+        "WITH RECURSIVE found(value, k) AS ("
+        " SELECT (SELECT min(model) FROM generations"
+        "  WHERE provider = :provider AND model IS NOT NULL), 1"
+        " UNION ALL"
+        " SELECT (SELECT min(model) FROM generations"
+        "  WHERE provider = :provider AND model > found.value),"
+        " k + 1 FROM found WHERE found.value IS NOT NULL AND k < :cap"
+        ") SELECT value FROM found WHERE value IS NOT NULL"
+    )
+    found = connection.execute(query, {"provider": provider, "cap": MAX_FACET_VALUES})
+    return list(found.scalars())

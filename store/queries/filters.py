@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import product
 from typing import Any
 from typing import cast as cast_type
@@ -132,6 +132,22 @@ def parse_utc_datetime(value: str | date | datetime | None) -> datetime | None:
         return as_utc(value)
     except (ValueError, OverflowError):
         return None
+
+
+#: The quick time ranges the dashboard's sidebar and the CLI's `--last` offer, by their name
+#: in a link (`?range=24h`): the calls of the last hour, day, week or month.
+QUICK_RANGES: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+
+
+def quick_range_start(name: str, now: datetime) -> datetime:
+    """When the quick range `name` starts, seen at `now`, floored to the minute: every view
+    drawn within one minute is one filter (one cache entry), not a new query per second."""
+    return as_utc(now).replace(second=0, microsecond=0) - QUICK_RANGES[name]
 
 
 # --- SQL ----------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ from store.schema.models import (
 
 #: Characters of the prompt a table row carries; the Detail page shows the whole prompt.
 PROMPT_PREVIEW_CHARS = 200
+#: Characters of the error a table row carries (its code and the start of its message).
+ERROR_PREVIEW_CHARS = 200
 
 LOG_COLUMNS = [
     "id",
@@ -73,6 +75,7 @@ LOG_COLUMNS = [
     "n",
     "status",
     "http_status",
+    "error",
     "latency_ms",
     "cost_usd",
     "url_state",
@@ -235,6 +238,30 @@ def list_logs(
     return LogPage(frame, next_cursor=last if more else None, prev_cursor=first if after else None)
 
 
+def neighbours(engine: Engine, flt: LogFilter, cursor: Cursor) -> tuple[str | None, str | None]:
+    """(newer, older): the ids of the calls just before and after `cursor` in the Logs
+    order of `flt` (None at either end), so Detail steps through the list the user filtered.
+
+    The call at `cursor` need not match `flt` itself: its place in the order is enough.
+    Two index seeks of one row each, keys only.
+    """
+    g = GENERATIONS.c
+    found: list[str | None] = []
+    with engine.connect() as connection:
+        branches = ordered_branches(connection.dialect.name, flt, plan_hints(connection, flt))
+        for seek, order, ascending in (
+            (newer_than(cursor), [g.created_at.asc(), g.id.asc()], True),
+            (older_than(cursor), [g.created_at.desc(), g.id.desc()], False),
+        ):
+            walks = [
+                select(g.created_at, g.id).where(where(conditions), seek).order_by(*order).limit(1)
+                for conditions in branches
+            ]
+            step = merge_ordered(walks, ["created_at", "id"], 1, ascending=ascending)
+            found.append(connection.execute(select(step.c.id)).scalar())
+    return found[0], found[1]
+
+
 def merge_ordered(
     branches: list[Select], keys: list[str], limit: int | None, *, ascending: bool = False
 ) -> Subquery:
@@ -270,6 +297,7 @@ def _with_first_image(page: Subquery) -> Select:
         g.n,
         g.status,
         g.http_status,
+        func.substr(g.error, 1, ERROR_PREVIEW_CHARS).label("error"),
         g.latency_ms,
         g.cost_usd,
         g.image_count,
