@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import httpx
 import openai
@@ -14,6 +19,7 @@ import pytest
 from openai import OpenAI
 from sqlalchemy import select
 
+from store.cli import main
 from store.gateway.config import GatewayConfig
 from store.gateway.server import running
 from store.media.network_guard import ALLOWED_NETWORKS_ENV
@@ -332,10 +338,14 @@ def test_upstreams_go_through_the_network_guard(recorder, config, monkeypatch):
 # --- the upstream down or slow, limits, health, shutdown ---------------------------------------
 
 
-def test_an_upstream_that_is_down_is_a_502_recorded_as_an_error(recorder, config):
+def free_port() -> int:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
-        closed_port = unused.getsockname()[1]
+        return unused.getsockname()[1]
+
+
+def test_an_upstream_that_is_down_is_a_502_recorded_as_an_error(recorder, config):
+    closed_port = free_port()
     down = GatewayConfig(upstream=f"http://127.0.0.1:{closed_port}", port=0)
 
     with running(down, recorder) as gateway:
@@ -456,3 +466,51 @@ def test_keys_are_forwarded_upstream_and_never_stored(recorder, gateway, portkey
         stored += repr(connection.execute(select(IMAGES)).all())
     for key in (API_KEY, PORTKEY_KEY, VIRTUAL_KEY):
         assert key not in stored
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def test_the_command_serves_and_drains_the_recorder_on_sigterm(db_url, openai_api, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "store", "--database-url", db_url, "gateway"]
+    command += ["--upstream", openai_api.base_url, "--port", str(port)]
+    gateway = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "IMAGELOG_HOME": str(tmp_path)}
+    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(gateway + "/healthz").status_code == 200
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        answer = httpx.post(
+            gateway + "/v1/images/generations",
+            json={"prompt": "from the command", "model": "dall-e-3"},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+
+    assert answer.status_code == 200
+    # uvicorn re-raises the signal once it has shut down, as a program stopped by it exits.
+    assert process.returncode in (0, -signal.SIGTERM), stderr
+    assert "Application shutdown complete" in stderr
+    assert f"default upstream {openai_api.base_url}" in stderr
+    assert API_KEY not in stderr
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            [row] = connection.execute(select(GENERATIONS)).mappings().all()
+    finally:
+        engine.dispose()
+    assert (row["prompt"], row["model"], row["status"]) == ("from the command", "dall-e-3", "ok")
+
+
+def test_the_command_refuses_a_bad_setting_before_listening(capsys):
+    assert main(["gateway", "--upstream", "ftp://files.example"]) == 2
+    assert "is not an http(s) URL" in capsys.readouterr().err
