@@ -26,7 +26,6 @@ from store.media.network_guard import ALLOWED_NETWORKS_ENV
 from store.schema.db import make_engine
 from store.schema.models import GENERATIONS, IMAGES
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
-from tests.standins.portkey_gateway import PortkeyStandIn
 
 API_KEY = "sk-test-gateway-0123456789abcdef"
 PORTKEY_KEY = "pk-test-gateway-0123456789abcdef"
@@ -43,12 +42,6 @@ def images_of(recorder, generation_id):
     with recorder.engine.connect() as connection:
         query = select(IMAGES).where(IMAGES.c.generation_id == generation_id)
         return connection.execute(query.order_by(IMAGES.c.position)).mappings().all()
-
-
-@pytest.fixture(scope="session")
-def portkey_api():
-    with PortkeyStandIn() as portkey:
-        yield portkey
 
 
 @pytest.fixture
