@@ -21,6 +21,7 @@ from sqlalchemy import select
 from store.gateway.config import GatewayConfig
 from store.gateway.server import running
 from store.schema.models import GENERATIONS, IMAGES
+from tests.standins.openai_server import _draw
 from tests.test_readme import section, snippets
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -177,3 +178,29 @@ def test_python_pointed_at_the_gateway(gateway, recorder, portkey_api, monkeypat
 
     assert namespace["image"].data[0].url.startswith(portkey_api.api.base_url + "/files/")
     recorded(recorder, "openai")
+
+
+def test_curl_uploads_an_edit_as_multipart(gateway, recorder, openai_api, tmp_path):
+    """cURL's `-F` form upload reaches the upstream whole and is recorded as an edit, also when
+    it waits for `100 Continue` first (as curl does for large uploads)."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    png = _draw("256x256", "curl edit")
+    (tmp_path / "otter.png").write_bytes(png)
+
+    key = f"Authorization: Bearer {KEYS['OPENAI_API_KEY']}"
+    form = ["-F", "model=gpt-image-1", "-F", "image=@otter.png", "-F", "prompt=a red hat"]
+
+    expect = ["-H", "Expect: 100-continue"]
+
+    answer = run(
+        ["curl", "-sS", gateway + "/v1/images/edits", "-H", key, *expect, *form], cwd=tmp_path
+    )
+
+    assert '"b64_json"' in answer
+    assert openai_api.image_requests()[-1].body.count(png) == 1
+    assert recorder.flush(timeout=60)
+    with recorder.engine.connect() as connection:
+        [row] = connection.execute(select(GENERATIONS)).mappings()
+    assert (row["operation"], row["prompt"], row["model"]) == ("edit", "a red hat", "gpt-image-1")
+    assert row["request_json"]["body"]["image"]["bytes"] == len(png)
