@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -110,22 +111,29 @@ def timed(call: Call, base: str, concurrency: int, calls: int) -> list[float]:
     """Milliseconds per call, `calls` in all, from `concurrency` clients calling at once."""
     per_client = max(1, calls // concurrency)
     results: list[list[float]] = [[] for _ in range(concurrency)]
-    start = threading.Barrier(concurrency)
+    start = threading.Barrier(concurrency, timeout=120)
 
     def client_thread(times: list[float]) -> None:
-        with httpx.Client(timeout=60) as client:
-            call(client, base)  # the connection is opened before the clock starts
-            start.wait()
-            for _ in range(per_client):
-                began = time.perf_counter()
-                call(client, base)
-                times.append((time.perf_counter() - began) * 1000)
+        try:
+            with httpx.Client(timeout=60) as client:
+                call(client, base)  # the connection is opened before the clock starts
+                start.wait()
+                for _ in range(per_client):
+                    began = time.perf_counter()
+                    call(client, base)
+                    times.append((time.perf_counter() - began) * 1000)
+        except Exception as exc:  # counted and shown, so a failing side never passes as fast
+            start.abort()
+            failures.append(f"{type(exc).__name__}: {exc}"[:300])
 
+    failures: list[str] = []
     threads = [threading.Thread(target=client_thread, args=(r,)) for r in results]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} client(s) failed against {base}: {failures[0]}")
     return [value for times in results for value in times]
 
 
@@ -152,6 +160,8 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
 
 
 def main() -> int:
+    # A SIGTERM (timeout, Ctrl-C's cousin) unwinds like an exception, so the servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per side and kind")
     parser.add_argument("--rounds", type=int, default=6, help="rounds (each side once a round)")

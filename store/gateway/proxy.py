@@ -47,7 +47,7 @@ CONNECT_TIMEOUT = 5.0
 
 
 class BodyTooLarge(Exception):
-    pass
+    """The request body passes `max_body_bytes`: answered 413, never sent upstream."""
 
 
 def build_app(config: GatewayConfig, recorder: Recorder, *, drain_timeout: float) -> Starlette:
@@ -117,11 +117,10 @@ class _Gateway:
         )
         try:
             response = await self.client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             return error(
                 504,
-                f"the {target.name} upstream ({_where(target)}) did not answer within "
-                f"{self.timeout:g} s",
+                f"the {target.name} upstream ({_where(target)}) {self._late(exc)}",
                 "upstream_timeout",
             )
         except httpx.TransportError as exc:
@@ -132,6 +131,14 @@ class _Gateway:
                 "upstream_unreachable",
             )
         return _streamed(response)
+
+    def _late(self, exc: httpx.TimeoutException) -> str:
+        """What ran out of time, for the 504's message."""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"did not accept a connection within {min(CONNECT_TIMEOUT, self.timeout):g} s"
+        if isinstance(exc, httpx.PoolTimeout):
+            return "had no free connection in time (too many requests in flight)"
+        return f"did not answer within {self.timeout:g} s"
 
     async def _body(self, request: Request) -> bytes:
         """The request body, or BodyTooLarge as soon as it is known to pass the limit."""
