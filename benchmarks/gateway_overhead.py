@@ -71,7 +71,7 @@ async def relay(request):
             await response.aclose()
     return StreamingResponse(chunks(), response.status_code, headers=response.headers)
 app = Starlette(routes=[Route("/{path:path}", relay, methods=["GET", "POST"])])
-uvicorn.run(app, port=port, log_level="warning", access_log=False)
+uvicorn.run(app, port=port, log_level="warning", access_log=False, timeout_keep_alive=75)
 """
 #: One call, made by a client against a base URL.
 Call = Callable[[httpx.Client, str], None]
@@ -167,6 +167,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6, help="rounds (each side once a round)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument(
+        "--kind", nargs="+", default=["images", "passthrough"], choices=["images", "passthrough"]
+    )
+    parser.add_argument(
         "--size",
         default="256x256",
         help="image size of the images calls (a 1024x1024 one costs the recorder ~30 ms of "
@@ -221,7 +224,7 @@ def main() -> int:
             header = f"{'call':<12}{'clients':>8}  {'side':<18}{'median ms':>10}{'p99 ms':>9}"
             print(header)
             kinds = (("images", images_call(args.size)), ("passthrough", passthrough_call))
-            for name, call in kinds:
+            for name, call in (kind for kind in kinds if kind[0] in args.kind):
                 for concurrency in args.concurrency:
                     measure(name, call, sides, concurrency, args)
         finally:

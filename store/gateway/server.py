@@ -19,6 +19,10 @@ from store.gateway.config import GatewayConfig
 from store.gateway.proxy import build_app
 
 GRACEFUL_SHUTDOWN = 30
+#: How long an idle client connection is kept: longer than clients keep theirs (httpx 5 s, Node's
+#: agents 4-15 s, load balancers 60 s), so a client never sends on a connection the gateway is
+#: closing at that moment (which the client sees as a reset).
+KEEP_ALIVE = 75
 
 
 def make_server(
@@ -41,6 +45,7 @@ def make_server(
             access_log=False,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            timeout_keep_alive=KEEP_ALIVE,
         )
     )
 
