@@ -914,6 +914,90 @@ def _run_rollups(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- gateway ----------------------------------------------------------------------------------
+
+
+def _add_gateway(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "gateway",
+        help="run an OpenAI-compatible proxy that records images calls from any language",
+        description="An OpenAI-compatible reverse proxy: point any SDK's base URL (or cURL) at "
+        "it. /v1/images/generations, /edits and /variations are recorded; every other request "
+        "passes through unrecorded. Upstreams come from configuration only: flags, then "
+        "IMAGELOG_GATEWAY_* variables, then the TOML file (--config or "
+        "IMAGELOG_GATEWAY_CONFIG), then the defaults.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML file of settings")
+    parser.add_argument(
+        "--upstream", metavar="URL", help="where requests go by default (https://api.openai.com)"
+    )
+    parser.add_argument(
+        "--portkey-upstream",
+        metavar="URL",
+        help="where requests carrying x-portkey-* headers go (https://api.portkey.ai)",
+    )
+    parser.add_argument(
+        "--route",
+        action="append",
+        metavar="NAME=URL",
+        help="a named upstream, reached as /routes/NAME/... or with the header "
+        "x-imagelog-route: NAME (repeatable)",
+    )
+    parser.add_argument("--host", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=_count, help="port to listen on (8790)")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_count,
+        metavar="BYTES",
+        help="larger request bodies are answered 413 (64 MiB)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long an upstream may take to answer before the caller gets a 504 (600)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at shutdown, how long to wait for records to be written (the rest is spooled)",
+    )
+    parser.set_defaults(run=_run_gateway)
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from store.gateway.config import ConfigError, load_config
+
+    flags = {
+        "upstream": args.upstream,
+        "portkey_upstream": args.portkey_upstream,
+        "routes": args.route,
+        "host": args.host,
+        "port": args.port,
+        "max_body_bytes": args.max_body_bytes,
+        "timeout": args.timeout,
+    }
+    try:
+        config = load_config(flags, file=args.config)
+    except ConfigError as exc:
+        print(f"imagelog gateway: {exc}", file=sys.stderr)
+        return 2
+    from store.capture.recorder import Recorder
+    from store.gateway.server import make_server
+
+    routes = "".join(f", route {name} -> {url}" for name, url in config.routes.items())
+    print(
+        f"imagelog gateway: default upstream {config.upstream}, "
+        f"x-portkey-* requests -> {config.portkey_upstream}{routes}",
+        file=sys.stderr,
+    )
+    recorder = Recorder(args.database_url)
+    make_server(config, recorder, drain_timeout=args.drain_timeout, log_level="info").run()
+    return 0
+
+
 # --- the command list: add yours here -----------------------------------------------------------
 
 # --- dashboard --------------------------------------------------------------------------------
@@ -985,4 +1069,5 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_review,
     _add_rollups,
     _add_dashboard,
+    _add_gateway,
 ]

@@ -23,6 +23,7 @@ from store.media.network_guard import ALLOWED_NETWORKS_ENV
 from store.schema.db import make_engine
 from tests.standins import image_host as image_host_routes
 from tests.standins.openai_server import OpenAIStandIn
+from tests.standins.portkey_gateway import PortkeyStandIn
 from tests.standins.s3 import S3StandIn
 from tests.standins.server import LoopbackServer
 from tests.standins.signed_host import SignedHost
@@ -134,6 +135,14 @@ def openai_api() -> Iterator[OpenAIStandIn]:
     """The loopback OpenAI-compatible images API of tests/standins/openai_server.py."""
     with OpenAIStandIn() as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def portkey_api() -> Iterator[PortkeyStandIn]:
+    """The loopback Portkey gateway of tests/standins/portkey_gateway.py, in front of an
+    OpenAI stand-in of its own."""
+    with PortkeyStandIn() as portkey:
+        yield portkey
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 STORE = Path(__file__).resolve().parents[1] / "store"
 #: Bottom to top.
-LAYERS = ["schema", "media", "expiry", "capture", "queries", "review", "transfer", "cli"]
+LAYERS = ["schema", "media", "expiry", "capture", "queries", "review", "transfer", "gateway", "cli"]
 _IMPORT = re.compile(r"^\s*(?:from|import) store\.(\w+)", re.MULTILINE)
 
 

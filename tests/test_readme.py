@@ -24,8 +24,21 @@ README = Path(__file__).parent.parent / "README.md"
 API_KEY = "sk-readme-0123456789abcdef"
 
 
+def section(title: str) -> str:
+    """The README's `## title` section, up to the next one."""
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def snippets(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
 def python_snippets() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    """The snippets of "Record calls" (tests/test_gateway_languages.py runs the gateway's)."""
+    return snippets(section("Record calls"), "python")
 
 
 def stored_rows(engine):

@@ -11,7 +11,8 @@ A test picks a misbehaviour per call with the `x-standin-scenario` header:
 `error-400`, `error-500`, `error-html`, `echo-key` (a 401 whose message repeats the API key),
 `echo-key-200` (a success that repeats it in the revised prompt and as a JSON key),
 `slow:<seconds>`, `reset` (close the connection without an answer), `stream` (SSE events),
-`bad-b64` (a 200 whose image is not base64).
+`bad-b64` (a 200 whose image is not base64). Chat completions (plain and streamed) and
+embeddings answer too, for what a gateway passes through.
 
 A request with `x-portkey-*` headers is answered as Portkey's gateway answers: the response
 names the provider that served it in `x-portkey-provider` (the request's own, else the provider
@@ -68,6 +69,7 @@ class OpenAIStandIn:
 
     def __post_init__(self) -> None:
         self.server = LoopbackServer(self._route)
+        self.chat_gate = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -99,6 +101,10 @@ class OpenAIStandIn:
             return self._file(request)
         if request.method == "GET" and request.path.endswith("/models"):
             return _json_reply(200, {"object": "list", "data": [{"id": "dall-e-3"}]})
+        if request.method == "POST" and request.path.endswith("/chat/completions"):
+            return self._chat(request)
+        if request.method == "POST" and request.path.endswith("/embeddings"):
+            return _json_reply(200, {"object": "list", "data": [{"embedding": [0.1, 0.2]}]})
         match = _IMAGES_PATH.search(request.path)
         if request.method != "POST" or not match:
             return _json_reply(404, {"error": {"message": f"no route {request.path}"}})
@@ -133,6 +139,26 @@ class OpenAIStandIn:
                 404, b"<Error><Code>BlobNotFound</Code></Error>", {"Content-Type": "text/xml"}
             )
         return Reply(200, data, {"Content-Type": "image/png"})
+
+    def _chat(self, request: Request) -> Reply | None:
+        """A chat completion; streamed (`"stream": true`) as SSE in chunks, the rest held back
+        until `chat_gate` is set, so a test can see the first event arrive on its own."""
+        answer = {"role": "assistant", "content": "Hello"}
+        if not json.loads(request.body or b"{}").get("stream"):
+            return _json_reply(200, {"object": "chat.completion", "choices": [{"message": answer}]})
+        handler = request.handler
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        events = [{"choices": [{"delta": {"content": word}}]} for word in ("Hel", "lo")]
+        lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events]
+        for number, line in enumerate([*lines, b"data: [DONE]\n\n", b""]):
+            handler.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            handler.wfile.flush()
+            if number == 0:
+                self.chat_gate.wait(10)
+        return None
 
     # --- the images API -----------------------------------------------------------------------
 
