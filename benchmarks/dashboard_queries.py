@@ -66,7 +66,12 @@ def sqlite_url(count: int) -> str:
 
 
 def postgres_url(base: str, count: int) -> str:
-    schema = f"bench_dashboard_{count}"
+    return postgres_schema_url(base, f"bench_dashboard_{count}")
+
+
+def postgres_schema_url(base: str, schema: str) -> str:
+    """`base` with its search path set to `schema`, made if missing: each benchmark's log
+    lives in a schema of its own in the test database."""
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

@@ -22,11 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard_queries import DEFAULT_POSTGRES, OUT
+from dashboard_queries import DEFAULT_POSTGRES, OUT, postgres_schema_url
 
 from store.schema.db import make_engine
 from store.schema.models import GENERATIONS
@@ -66,13 +66,7 @@ def scale_url(backend: str, count: int, base: str = DEFAULT_POSTGRES) -> str:
     if backend == "sqlite":
         OUT.mkdir(exist_ok=True)
         return sqlite_scale_url(count)
-    schema = f"bench_scale_{count}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    admin.dispose()
-    separator = "&" if "?" in base else "?"
-    return f"{base}{separator}options=-csearch_path%3D{schema}"
+    return postgres_schema_url(base, f"bench_scale_{count}")
 
 
 def ensure_scale_log(engine: Engine, count: int) -> None:

@@ -32,9 +32,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dashboard_queries import DEFAULT_POSTGRES, OUT, postgres_schema_url
 
 from store.media.lookalike import hamming
 from store.queries import LogFilter
@@ -42,8 +45,6 @@ from store.queries.similar import clusters, similar_images
 from store.schema.db import make_engine
 from store.schema.models import IMAGES, phash_bands
 
-OUT = Path(__file__).parent / "out"
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 FAMILY = 50  # variants per base picture
 MAX_VARIANT_BITS = 8
 DISTANCES = (3, 6, 11)
@@ -56,13 +57,7 @@ def sqlite_url(count: int) -> str:
 
 
 def postgres_url(base: str, count: int) -> str:
-    schema = f"bench_similar_{count}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    admin.dispose()
-    separator = "&" if "?" in base else "?"
-    return f"{base}{separator}options=-csearch_path%3D{schema}"
+    return postgres_schema_url(base, f"bench_similar_{count}")
 
 
 def hashes(count: int, seed: int = 13) -> list[str]:
