@@ -277,6 +277,7 @@ def test_analytics_keeps_its_per_choice_in_the_link_and_counts_unpriced_calls(
         context.close()
 
 
+@pytest.mark.parametrize("width", (1440, 1024))
 def test_detail_says_who_signed_an_image_and_shows_its_look_alikes(dashboard, browser, width):
     page = browser.new_context(viewport={"width": width, "height": 1050}).new_page()
     page.goto(f"{dashboard}/gallery?provider=openai&credentials=valid&group=true")
