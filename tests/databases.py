@@ -224,3 +224,17 @@ def differences(expected: LogRows, actual: LogRows) -> list[str]:
                 if other[key].get(name) != value
             ]
     return sorted(found)
+
+
+def generations(recorder) -> list[Any]:
+    """Every call a recorder has written, once its queue is flushed."""
+    assert recorder.flush(timeout=30)
+    with recorder.engine.connect() as connection:
+        return list(connection.execute(select(GENERATIONS)).mappings().all())
+
+
+def images_of(recorder, generation_id: str) -> list[Any]:
+    """The image rows of one call, in position order."""
+    with recorder.engine.connect() as connection:
+        query = select(IMAGES).where(IMAGES.c.generation_id == generation_id)
+        return list(connection.execute(query.order_by(IMAGES.c.position)).mappings().all())

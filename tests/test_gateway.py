@@ -25,23 +25,12 @@ from store.gateway.server import running
 from store.media.network_guard import ALLOWED_NETWORKS_ENV
 from store.schema.db import make_engine
 from store.schema.models import GENERATIONS, IMAGES
+from tests.databases import generations, images_of
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
 
 API_KEY = "sk-test-gateway-0123456789abcdef"
 PORTKEY_KEY = "pk-test-gateway-0123456789abcdef"
 VIRTUAL_KEY = "openai-virtual-key"
-
-
-def generations(recorder):
-    assert recorder.flush(timeout=30)
-    with recorder.engine.connect() as connection:
-        return connection.execute(select(GENERATIONS)).mappings().all()
-
-
-def images_of(recorder, generation_id):
-    with recorder.engine.connect() as connection:
-        query = select(IMAGES).where(IMAGES.c.generation_id == generation_id)
-        return connection.execute(query.order_by(IMAGES.c.position)).mappings().all()
 
 
 @pytest.fixture

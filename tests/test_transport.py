@@ -18,22 +18,11 @@ from store.cli import main
 from store.queries.export import iter_records
 from store.queries.filters import LogFilter
 from store.schema.db import make_engine
-from store.schema.models import GENERATIONS, IMAGES
+from store.schema.models import GENERATIONS
+from tests.databases import generations, images_of
 from tests.standins.openai_server import SCENARIO_HEADER, _draw
 
 API_KEY = "sk-test-transport-0123456789abcdef"
-
-
-def generations(recorder):
-    assert recorder.flush(timeout=30)
-    with recorder.engine.connect() as connection:
-        return connection.execute(select(GENERATIONS)).mappings().all()
-
-
-def images_of(recorder, generation_id):
-    with recorder.engine.connect() as connection:
-        query = select(IMAGES).where(IMAGES.c.generation_id == generation_id)
-        return connection.execute(query.order_by(IMAGES.c.position)).mappings().all()
 
 
 @pytest.fixture
