@@ -166,6 +166,17 @@ def click_table_row(page, row: int) -> None:
     page.mouse.click(box["x"] + 18, box["y"] + HEADER_HEIGHT + ROW_HEIGHT * row + ROW_HEIGHT / 2)
 
 
+def wait_for_cell(page, text: str) -> None:
+    """Wait until a cell of the Logs table reads `text`: the grid fills its accessible table
+    a moment after it draws (raw values first, then formatted), later on a loaded machine."""
+    page.wait_for_function(
+        """text => [...document.querySelectorAll('[data-testid=stDataFrame] table[role=grid] td')]
+            .some(cell => cell.innerText.trim() === text)""",
+        arg=text,
+        timeout=30_000,
+    )
+
+
 def shown_providers(grid) -> set[str]:
     """The providers of the Logs table's "provider · model" cells."""
     cells = grid.locator("td").all_inner_texts()
@@ -441,8 +452,7 @@ def test_flagged_images_show_on_logs_and_detail_with_their_trail(
         settle(page)
         assert_no_error(page)
         assert "flagged" in page.locator("[data-testid=stSidebar]").inner_text()
-        grid = page.locator("[data-testid=stDataFrame] table[role=grid]")
-        assert "flagged" in set(grid.locator("td").all_inner_texts())
+        wait_for_cell(page, "flagged")
         shot(page, "review-5-logs-flagged")
 
         click_table_row(page, 0)
