@@ -42,22 +42,20 @@ ERROR_CHARS = 100
 STATUS_COLORS = {Status.ok.value: "#16a34a", Status.error.value: "#dc2626"}
 
 #: Columns in the order an auditor reads a call: when, who, what was asked with which
-#: parameters, did it work, what it cost and took, why it failed; then the hosted URL's state
-#: and the verdict. Everything up to the error fits a 1440 px screen beside the sidebar.
+#: parameters, did it work, is its hosted URL still there, what did a reviewer decide; then
+#: why it failed, what it cost and took, and when the URL was checked. Everything up to the
+#: verdict fits a 1440 px screen beside the sidebar (cost and latency are also on Analytics).
 COLUMN_CONFIG = {
     "thumbnail": st.column_config.ImageColumn("", width=56),
     "created_at": st.column_config.DatetimeColumn(
         "Time (UTC)", format="YYYY-MM-DD HH:mm", width=112
     ),
     "call": st.column_config.TextColumn("Provider · model", width=118),
-    "prompt": st.column_config.TextColumn("Prompt", width=200),
-    "params": st.column_config.TextColumn("Size · quality · n", width=96),
+    "prompt": st.column_config.TextColumn("Prompt", width=192),
+    "params": st.column_config.TextColumn("Size · quality · n", width=108),
     "status": st.column_config.MultiselectColumn(
         "Status", options=list(STATUS_COLORS), color=list(STATUS_COLORS.values()), width=56
     ),
-    "cost": st.column_config.TextColumn("Cost", width=72, help="$ per call; unpriced: no price"),
-    "latency_s": st.column_config.NumberColumn("Latency", format="%.1f s", width=58),
-    "error": st.column_config.TextColumn("Error (code: message)", width=176),
     "url_state": st.column_config.MultiselectColumn(
         "URL",
         options=list(badges.CHIPS),
@@ -65,7 +63,6 @@ COLUMN_CONFIG = {
         format_func=badges.label,
         width=130,  # room for "expired (predicted)"
     ),
-    "url_when": st.column_config.TextColumn("URL checked / expiry", width=190),
     "verdicts": st.column_config.MultiselectColumn(
         "Verdict",
         options=list(badges.VERDICTS),
@@ -73,6 +70,10 @@ COLUMN_CONFIG = {
         format_func=badges.verdict_label,
         width=150,  # room for "needs another look"
     ),
+    "error": st.column_config.TextColumn("Error (code: message)", width=176),
+    "cost": st.column_config.TextColumn("Cost", width=72, help="$ per call; unpriced: no price"),
+    "latency_s": st.column_config.NumberColumn("Latency", format="%.1f s", width=58),
+    "url_when": st.column_config.TextColumn("URL checked / expiry", width=190),
 }
 
 
@@ -105,18 +106,18 @@ def table(rows: pd.DataFrame, now: datetime, search: str | None = None) -> pd.Da
                 for size, quality, n in zip(rows["size"], rows["quality"], rows["n"], strict=True)
             ],
             "status": [[status] for status in rows["status"]],
+            "url_state": [badges.chip(url) for url in urls],
+            "verdicts": rows["verdicts"],
+            "error": [
+                error_text(http_status, error)
+                for http_status, error in zip(rows["http_status"], rows["error"], strict=True)
+            ],
             "cost": [
                 cost_text(cost, status)
                 for cost, status in zip(rows["cost_usd"], rows["status"], strict=True)
             ],
             "latency_s": rows["latency_ms"] / 1000,
-            "error": [
-                error_text(http_status, error)
-                for http_status, error in zip(rows["http_status"], rows["error"], strict=True)
-            ],
-            "url_state": [badges.chip(url) for url in urls],
             "url_when": [url.detail if url else "" for url in urls],
-            "verdicts": rows["verdicts"],
         }
     )
     return shown.reset_index(drop=True)
